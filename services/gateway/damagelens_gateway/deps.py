@@ -1,0 +1,40 @@
+"""Dependencies as `Annotated` aliases; the objects live on `app.state`, built once in the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from damagelens.jobs import JobStore
+from damagelens.registry import Registry
+from damagelens.settings import Settings
+from damagelens.storage import ObjectStore
+from damagelens_gateway.dispatch import Dispatcher
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+def _jobs(request: Request) -> JobStore:
+    return request.app.state.jobs
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StoreDep = Annotated[ObjectStore, Depends(_store)]
+JobsDep = Annotated[JobStore, Depends(_jobs)]
+DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
+RegistryDep = Annotated[Registry, Depends(_registry)]

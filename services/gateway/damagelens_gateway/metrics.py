@@ -1,0 +1,77 @@
+"""Prometheus metrics: request counters here, job/stage/queue numbers read from Redis at scrape time."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+
+from damagelens.jobs.store import LATENCY_BUCKETS_MS, JobStore
+from damagelens.schemas import Stage
+from damagelens_gateway.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class ClusterCollector:
+    """Workers write counters to Redis; exporting them here gives one scrape for the whole cluster."""
+
+    def __init__(self, jobs: JobStore, dispatcher: Dispatcher):
+        self.jobs = jobs
+        self.dispatcher = dispatcher
+
+    def collect(self):
+        try:
+            stats = self.jobs.stats()
+            queues = self.dispatcher.queue_lengths()
+        except Exception as exc:  # noqa: BLE001  (a scrape must not fail because Redis is down)
+            log.warning("metrics: redis unavailable", extra={"error": str(exc)})
+            up = GaugeMetricFamily("damagelens_redis_up", "Whether Redis answered the scrape.")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("damagelens_redis_up", "Whether Redis answered the scrape.")
+        up.add_metric([], 1)
+        yield up
+        submitted = CounterMetricFamily("damagelens_jobs_submitted", "Jobs accepted by the gateway.")
+        submitted.add_metric([], stats.get("jobs_submitted", 0))
+        yield submitted
+        finished = CounterMetricFamily("damagelens_jobs_finished", "Jobs that reached a terminal status.", labels=["status"])
+        for status in ("succeeded", "failed", "canceled"):
+            finished.add_metric([status], stats.get(f"jobs:{status}", 0))
+        yield finished
+        depth = GaugeMetricFamily("damagelens_queue_depth", "Tasks waiting in each stage queue.", labels=["queue"])
+        for queue, length in queues.items():
+            depth.add_metric([queue], length)
+        yield depth
+        latency = HistogramMetricFamily("damagelens_stage_seconds", "Stage run time inside the worker.", labels=["stage"])
+        for stage in Stage:
+            count = stats.get(f"latency_count:{stage.value}", 0)
+            buckets = [(f"{b / 1000:g}", stats.get(f"latency_bucket:{stage.value}:{b:g}", 0)) for b in LATENCY_BUCKETS_MS]
+            buckets.append(("+Inf", count))
+            latency.add_metric([stage.value], buckets, stats.get(f"latency_sum:{stage.value}", 0))
+        yield latency
+
+
+def build_registry(jobs: JobStore, dispatcher: Dispatcher) -> tuple[CollectorRegistry, Counter, Histogram]:
+    registry = CollectorRegistry()
+    requests = Counter("damagelens_http_requests", "HTTP requests.", ["method", "route", "status"], registry=registry)
+    duration = Histogram("damagelens_http_request_seconds", "HTTP request duration.", ["method", "route"], registry=registry)
+    registry.register(ClusterCollector(jobs, dispatcher))
+    return registry, requests, duration
+
+
+class MetricsMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        state = request.app.state
+        state.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        state.http_duration.labels(request.method, path).observe(time.perf_counter() - start)
+        return response

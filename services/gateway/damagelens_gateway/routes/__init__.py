@@ -1,0 +1,1 @@
+"""One router per noun: jobs, models, health, and the seed-compatible `/predict*`."""

@@ -1,0 +1,1 @@
+"""DamageLens workers: one Celery queue per stage; each process loads only its stage's models."""

@@ -1,0 +1,51 @@
+"""The Celery application of the workers (the gateway has its own producer-only app)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+
+from damagelens.logs import configure_logging
+from damagelens.settings import get_settings
+from damagelens.tasks import QUEUES
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("damagelens", broker=settings.effective_broker_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,  # tasks are idempotent per (job, stage), so redelivery is safe
+        task_reject_on_worker_lost=True,  # a killed child puts its task back on the queue
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
+        task_time_limit=settings.task_time_limit_seconds,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
+        broker_connection_retry_on_startup=True,
+        worker_proc_alive_timeout=600,  # children load and warm models before taking work
+        worker_hijack_root_logger=False,
+        task_create_missing_queues=True,
+        task_default_queue=QUEUES[next(iter(QUEUES))],
+    )
+    return app
+
+
+@setup_logging.connect
+def _logging(**_: object) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Load this queue's models in the child, after the fork, before it takes a task."""
+    from damagelens_worker.models import warm_up_from_env
+
+    warm_up_from_env()
+
+
+app = create_celery()
+
+import damagelens_worker.stages  # noqa: E402,F401  (registers the tasks)

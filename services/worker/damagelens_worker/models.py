@@ -1,0 +1,86 @@
+"""Per-process model cache: filled lazily (or by warm-up in the child), never before a fork."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+
+import torch
+
+from damagelens.registry import ModelEntry, load_registry
+from damagelens.settings import get_settings
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+QUEUE_ENV = "DAMAGELENS_WORKER_QUEUE"
+
+
+def registry():
+    return load_registry(get_settings().registry_path)
+
+
+@lru_cache(maxsize=1)
+def device() -> torch.device:
+    from damagelens.vision.loading import resolve_device
+
+    settings = get_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    return resolve_device(settings.device)
+
+
+@lru_cache(maxsize=8)
+def classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
+    from damagelens.vision.loading import load_classifier
+
+    entry = registry().get(name, task="classify")
+    with _lock:
+        return entry, load_classifier(entry, device())
+
+
+@lru_cache(maxsize=16)
+def explainer(name: str, method: str):
+    from damagelens.vision.explain import Explainer
+    from damagelens.vision.loading import load_classifier
+
+    entry = registry().get(name, task="classify")
+    with _lock:  # its own float32 copy: Grad-CAM needs gradients, the classify copy may be FP16
+        return Explainer(load_classifier(entry, device(), half=False), entry, method)
+
+
+@lru_cache(maxsize=2)
+def detector(name: str | None = None):
+    from damagelens.vision.detector import Detector
+
+    settings = get_settings()
+    entry = registry().get(name or settings.detector_model, task="detect")
+    with _lock:
+        return Detector(entry, device=str(device()), conf=settings.detect_conf, imgsz=settings.detect_imgsz)
+
+
+def warm_up(queue: str) -> None:
+    """Load and run each default model once so the first real job pays no start-up cost."""
+    from PIL import Image
+
+    from damagelens.vision.classify import classify_image
+
+    settings = get_settings()
+    blank = Image.new("RGB", (320, 240), (128, 128, 128))
+    if queue == "classify":
+        for entry in registry().list("classify"):
+            if entry.name == settings.default_model or entry.trained:
+                _, model = classifier(entry.name)
+                classify_image(model, entry, blank)
+    elif queue == "explain":
+        explainer(registry().get(settings.default_model).name, settings.cam_method)(blank)
+    elif queue == "detect":
+        detector()(blank)
+    log.info("worker warm", extra={"queue": queue, "device": str(device())})
+
+
+def warm_up_from_env() -> None:
+    queue = os.environ.get(QUEUE_ENV)
+    if queue:
+        warm_up(queue)

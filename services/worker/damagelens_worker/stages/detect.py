@@ -1,0 +1,37 @@
+"""`damagelens.detect`: damage boxes from the YOLO detector, plus a rendered image."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from damagelens.schemas import DetectResult, Stage, StageTask
+from damagelens.tasks import TASK_NAMES
+from damagelens_worker import models
+from damagelens_worker.celery_app import app
+from damagelens_worker.runner import TASK_OPTIONS, StageOutput, artifact_url, run_stage
+
+
+def detect(payload: StageTask, image: Image.Image) -> StageOutput:
+    from damagelens.vision.detector import draw_detections, to_jpeg
+
+    detector = models.detector()
+    detections, speed = detector(image)
+    result = DetectResult(
+        detections=detections,
+        total_detections=len(detections),
+        image_width=image.width,
+        image_height=image.height,
+        image_url=artifact_url(payload.job_id, "detection.jpg"),
+        model=detector.entry.name,
+        model_version=detector.entry.version,
+    )
+    return StageOutput(
+        result=result.model_dump(),
+        artifacts={"detection.jpg": (to_jpeg(draw_detections(image, detections)), "image/jpeg")},
+        speed_ms=speed,
+    )
+
+
+@app.task(name=TASK_NAMES[Stage.detect], **TASK_OPTIONS)
+def detect_task(self, payload: dict) -> dict:
+    return run_stage(self, payload, detect)

@@ -1,0 +1,22 @@
+"""The `damagelens` command: service entry points, in-process analysis, and model tooling."""
+
+from __future__ import annotations
+
+import typer
+
+from damagelens.cli import analyze, service
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="DamageLens: car-damage classification, Grad-CAM and detection.")
+service.register(app)
+analyze.register(app)
+
+try:
+    from damagelens.cli import models as _models
+except ImportError:  # pragma: no cover  (training extras absent)
+    _models = None
+if _models is not None:
+    _models.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""Entry points used by the Procfile, the container images and Kubernetes."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import typer
+
+from damagelens.schemas import Stage
+from damagelens.settings import get_settings
+
+
+def serve(
+    host: str = typer.Option(None, help="bind address (default: DAMAGELENS_HOST)"),
+    port: int = typer.Option(None, help="port (default: DAMAGELENS_PORT)"),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Run the HTTP gateway under uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "damagelens_gateway.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+def worker(
+    queue: Stage = typer.Option(..., help="the one queue this worker serves"),
+    concurrency: int = typer.Option(None, help="child processes (default: DAMAGELENS_WORKER_CONCURRENCY)"),
+) -> None:
+    """Run a Celery worker for one stage queue; children load and warm that stage's models."""
+    os.environ["DAMAGELENS_WORKER_QUEUE"] = queue.value
+    from damagelens_worker.celery_app import app as celery_app
+
+    settings = get_settings()
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues", queue.value,
+            "--hostname", f"{queue.value}@{socket.gethostname()}",
+            "--concurrency", str(concurrency or settings.worker_concurrency),
+            "--pool", "prefork",
+            "--loglevel", settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def worker_ping(
+    queue: Stage = typer.Option(..., help="queue of the worker on this host"),
+    timeout: float = typer.Option(5.0, help="seconds to wait for the answer"),
+) -> None:
+    """Exit 0 when this host's worker for QUEUE answers a Celery ping (container health check)."""
+    from celery import Celery
+
+    app = Celery(broker=get_settings().effective_broker_url)
+    name = f"{queue.value}@{socket.gethostname()}"
+    replies = app.control.ping(destination=[name], timeout=timeout)
+    if not any(name in reply for reply in replies):
+        typer.echo(f"no answer from {name}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name}: pong")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)
+    app.command("worker-ping")(worker_ping)

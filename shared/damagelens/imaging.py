@@ -1,0 +1,110 @@
+"""Upload validation and upright RGB decoding with Pillow only (the gateway uses it; no torch here)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+    "MPO": "image/jpeg",  # multi-picture JPEGs from phones
+}
+EXTENSIONS: dict[str, str] = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "image/gif": "gif",
+}
+
+
+class ImageError(ValueError):
+    """A rejected image; `code` and `status` map straight onto the API error."""
+
+    def __init__(self, code: str, message: str, status: int):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    content_type: str
+    width: int
+    height: int
+    extension: str
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageError("empty_upload", "The uploaded file is empty.", 400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+        except UnidentifiedImageError:
+            raise ImageError(
+                "unsupported_media_type",
+                "The upload is not a recognised image (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF).",
+                415,
+            ) from None
+    if image.format not in ACCEPTED_FORMATS:
+        raise ImageError("unsupported_media_type", f"Image format {image.format} is not accepted.", 415)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(
+            "image_too_large",
+            f"The image has {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}.",
+            422,
+        )
+    return image
+
+
+def _fully_decode(image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError("invalid_image", f"The image could not be decoded (truncated or corrupt): {exc}", 422) from None
+    return image
+
+
+def inspect_upload(data: bytes, max_pixels: int) -> ImageInfo:
+    """Decode the whole upload once so truncated files are refused before anything is stored."""
+    image = _fully_decode(_open(data, max_pixels))
+    upright = ImageOps.exif_transpose(image) or image
+    content_type = ACCEPTED_FORMATS[image.format]
+    return ImageInfo(content_type, upright.width, upright.height, EXTENSIONS[content_type])
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Normalise any mode (alpha, palette, grayscale, CMYK, 16-bit) to 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        image = image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    elif image.mode == "F":
+        image = image.point(lambda v: v * 255).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_upright_rgb(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
+    """The image as a person would look at it: EXIF orientation applied, 8-bit RGB."""
+    image = _fully_decode(_open(data, max_pixels))
+    image = ImageOps.exif_transpose(image) or image
+    return to_rgb(image)

@@ -1,0 +1,80 @@
+"""One settings object for every process; values come only from `DAMAGELENS_*` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Read once per process through `get_settings()`; tests clear the cache to override."""
+
+    model_config = SettingsConfigDict(env_prefix="DAMAGELENS_", env_file=None, extra="ignore")
+
+    # queue and job state
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for job state (and the broker by default).")
+    broker_url: str | None = Field(None, description="Celery broker URL; defaults to `redis_url`.")
+    job_ttl_seconds: int = Field(86_400, ge=60, description="How long job state and its stored objects are kept.")
+    visibility_timeout_seconds: int = Field(3_600, ge=60, description="Redis broker redelivery delay for unacked tasks; must exceed the hard time limit.")
+    task_soft_time_limit_seconds: int = Field(300, ge=5, description="Soft per-task limit (raises inside the task).")
+    task_time_limit_seconds: int = Field(360, ge=10, description="Hard per-task limit (the child process is killed).")
+    task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
+
+    # object storage
+    storage_backend: Literal["local", "s3"] = Field("local", description="`local` directory (embedded default) or any S3 endpoint.")
+    storage_dir: Path = Field(REPO_ROOT / "var" / "storage", description="Root folder of the local backend.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. http://minio:9000; empty for AWS.")
+    s3_bucket: str = Field("damagelens", description="Bucket for uploads and results; created if absent.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key: str | None = Field(None, description="S3 access key (else the default AWS credential chain).")
+    s3_secret_key: str | None = Field(None, description="S3 secret key.")
+    s3_public_url: str | None = Field(None, description="If set, artifact requests redirect to presigned URLs on this base.")
+
+    # gateway
+    host: str = Field("127.0.0.1", description="Gateway bind address.")
+    port: int = Field(8000, description="Gateway port.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above).")
+    max_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width×height (422 above; decompression bombs).")
+    compat_timeout_seconds: float = Field(120.0, gt=0, description="How long the seed-compatible `/predict*` endpoints wait.")
+    frontend_dir: Path = Field(REPO_ROOT / "frontend" / "dist", description="Built web UI served at `/` when present.")
+    cors_origins: list[str] = Field(default_factory=list, description="Extra origins allowed by CORS (JSON list).")
+
+    # models
+    default_model: str = Field("accurate", description="Classifier used when a request names none.")
+    detector_model: str = Field("detector", description="Registry name of the detector.")
+    registry_path: Path = Field(REPO_ROOT / "shared" / "damagelens" / "registry" / "registry.yaml", description="The model registry file.")
+    model_cache_dir: Path = Field(Path.home() / ".cache" / "damagelens", description="Where s3:// weights are cached.")
+    device: str = Field("auto", description="`auto`, `cpu`, `cuda` or `cuda:N`; FP16 is used on CUDA.")
+    cam_method: Literal["gradcam", "hirescam", "gradcam++"] = Field("gradcam", description="Default Grad-CAM method.")
+    detect_conf: float = Field(0.25, ge=0, le=1, description="Detector confidence threshold.")
+    detect_imgsz: int = Field(640, ge=32, description="Detector input size.")
+    worker_concurrency: int = Field(1, ge=1, description="Celery child processes per worker (each holds its own models).")
+    torch_threads: int = Field(0, ge=0, description="torch intra-op threads per worker process; 0 = torch default.")
+
+    # data and logs
+    data_dir: Path = Field(REPO_ROOT.parent / "shared" / "data", description="Read-only photos for training, evaluation and tests.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(True, description="JSON log lines (with job id) instead of plain text.")
+
+    @field_validator("task_time_limit_seconds")
+    @classmethod
+    def _hard_after_soft(cls, v: int, info) -> int:  # noqa: ANN001
+        soft = info.data.get("task_soft_time_limit_seconds", 0)
+        if v <= soft:
+            raise ValueError("task_time_limit_seconds must exceed task_soft_time_limit_seconds")
+        return v
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

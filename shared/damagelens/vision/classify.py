@@ -1,0 +1,34 @@
+"""Classification of one upright RGB image."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torch import nn
+
+from damagelens.registry import ModelEntry
+from damagelens.schemas import ClassifyResult
+from damagelens.vision.loading import model_dtype
+from damagelens.vision.preprocess import to_input_tensor
+from damagelens.vision.timing import StageTimer
+
+
+@torch.inference_mode()
+def classify_image(model: nn.Module, entry: ModelEntry, image: Image.Image) -> tuple[ClassifyResult, dict[str, float]]:
+    timer = StageTimer()
+    device = next(model.parameters()).device
+    with timer("preprocess"):
+        batch = to_input_tensor(image, entry).to(device=device, dtype=model_dtype(model))
+    with timer("inference"):
+        logits = model(batch).float()
+    with timer("postprocess"):
+        probs = torch.softmax(logits, dim=1)[0].cpu().tolist()
+        best = max(range(len(probs)), key=probs.__getitem__)
+        result = ClassifyResult(
+            label=entry.labels[best],
+            confidence=round(probs[best], 6),
+            probabilities={label: round(p, 6) for label, p in zip(entry.labels, probs, strict=True)},
+            model=entry.name,
+            model_version=entry.version,
+        )
+    return result, timer.ms

@@ -1,0 +1,96 @@
+"""Damage detection through Ultralytics YOLO, kept offline: no hub, no auto-install, no font download."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from damagelens.registry import ModelEntry
+from damagelens.registry.weights import resolve_weights
+from damagelens.schemas import Detection
+from damagelens.vision.timing import StageTimer
+
+BOX_COLOUR = (255, 56, 56)
+
+
+def ensure_offline_env() -> None:
+    """Must run before `ultralytics` is imported: it reads these at import time."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tempfile.gettempdir()) / f"damagelens-yolo-{os.getuid()}"))
+    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def draw_detections(image: Image.Image, detections: list[Detection]) -> Image.Image:
+    """Boxes drawn with Pillow's bundled font (Ultralytics' plot() would fetch Arial from the web)."""
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 320))
+    font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 45)))
+    for det in detections:
+        x1, y1, x2, y2 = det.box
+        draw.rectangle((x1, y1, x2, y2), outline=BOX_COLOUR, width=width)
+        text = f"{det.label} {det.confidence:.2f}"
+        left, top, right, bottom = draw.textbbox((x1, y1), text, font=font)
+        lift = bottom - top + 2 * width
+        ty = y1 - lift if y1 - lift >= 0 else y1
+        draw.rectangle((x1, ty, x1 + (right - left) + 2 * width, ty + lift), fill=BOX_COLOUR)
+        draw.text((x1 + width, ty + width), text, fill=(255, 255, 255), font=font)
+    return canvas
+
+
+def to_jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class Detector:
+    """One Ultralytics model per worker process (its predictor is not thread-safe)."""
+
+    def __init__(self, entry: ModelEntry, device: str = "cpu", conf: float = 0.25, imgsz: int = 640):
+        ensure_offline_env()
+        from ultralytics import YOLO
+
+        path = resolve_weights(entry)
+        if path is None:
+            raise ValueError(f"detector {entry.name!r} has no weights")
+        self.entry = entry
+        self.model = YOLO(str(path), task="detect")
+        self.device = device
+        self.half = device.startswith("cuda")
+        self.conf = conf
+        self.imgsz = imgsz
+        self.names = entry.labels or ("damage",)
+
+    def __call__(self, image: Image.Image) -> tuple[list[Detection], dict[str, float]]:
+        timer = StageTimer()
+        rgb = image.convert("RGB")
+        with timer("inference"):
+            result = self.model.predict(
+                rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False
+            )[0]
+        with timer("postprocess"):
+            detections: list[Detection] = []
+            w, h = rgb.size
+            boxes = result.boxes
+            for xyxy, conf, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
+                x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(xyxy, (w, h, w, h), strict=True))
+                label = self.names[int(cls)] if int(cls) < len(self.names) else str(result.names.get(int(cls), cls))
+                detections.append(
+                    Detection(
+                        label=label,
+                        confidence=round(float(conf), 4),
+                        box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
+                        box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
+                    )
+                )
+            detections.sort(key=lambda d: d.confidence, reverse=True)
+        speed = dict(timer.ms)
+        speed.update({f"yolo_{k}": round(v, 2) for k, v in (result.speed or {}).items()})
+        return detections, speed

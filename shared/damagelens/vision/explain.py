@@ -1,0 +1,82 @@
+"""Grad-CAM through pytorch-grad-cam: built once per model, called per image."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from damagelens.registry import ModelEntry
+from damagelens.vision.preprocess import to_input_tensor
+from damagelens.vision.timing import StageTimer
+
+CAM_METHODS = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus}
+MAX_OUTPUT_SIDE = 1280
+
+
+@dataclass
+class Explanation:
+    method: str
+    target_index: int
+    target_label: str
+    heatmap: np.ndarray  # float32 [H, W] in 0..1 at the output size
+    overlay: Image.Image
+
+    def overlay_jpeg(self) -> bytes:
+        buf = io.BytesIO()
+        self.overlay.save(buf, format="JPEG", quality=90)
+        return buf.getvalue()
+
+    def heatmap_png(self) -> bytes:
+        """The raw CAM as 8-bit grayscale, so clients can recolour or threshold it."""
+        buf = io.BytesIO()
+        Image.fromarray((self.heatmap * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG")
+        return buf.getvalue()
+
+
+class Explainer:
+    """Grad-CAM runs in float32 (FP16 gradients are unstable); the model is cast once here."""
+
+    def __init__(self, model: nn.Module, entry: ModelEntry, method: str = "gradcam"):
+        if method not in CAM_METHODS:
+            raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(CAM_METHODS)}")
+        if not entry.cam_target_layer:
+            raise ValueError(f"model {entry.name!r} declares no cam_target_layer")
+        self.entry = entry
+        self.method = method
+        self.model = model.float().eval()
+        self.target_layer = self.model.get_submodule(entry.cam_target_layer)
+
+    def __call__(self, image: Image.Image, target_index: int | None = None) -> tuple[Explanation, dict[str, float]]:
+        timer = StageTimer()
+        device = next(self.model.parameters()).device
+        with timer("preprocess"):
+            batch = to_input_tensor(image, self.entry).to(device)
+        with timer("inference"):
+            if target_index is None:
+                with torch.no_grad():
+                    target_index = int(self.model(batch).argmax(dim=1).item())
+            with CAM_METHODS[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
+                grayscale = cam(input_tensor=batch, targets=[ClassifierOutputTarget(target_index)])[0]
+        with timer("postprocess"):
+            scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            shown = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+            heat = Image.fromarray(np.float32(grayscale)).resize(size, Image.Resampling.BILINEAR)
+            heatmap = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
+            overlay = show_cam_on_image(np.asarray(shown, dtype=np.float32) / 255.0, heatmap, use_rgb=True)
+        explanation = Explanation(
+            method=self.method,
+            target_index=target_index,
+            target_label=self.entry.labels[target_index],
+            heatmap=heatmap,
+            overlay=Image.fromarray(overlay),
+        )
+        return explanation, timer.ms

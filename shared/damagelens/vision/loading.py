@@ -1,0 +1,61 @@
+"""Load registry entries into ready-to-run models on the chosen device."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from torch import nn
+
+from damagelens.registry import ModelEntry
+from damagelens.registry.weights import resolve_weights
+from damagelens.vision.architectures import build_architecture
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+    return device
+
+
+def load_state_dict(path) -> dict[str, torch.Tensor]:
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state
+
+
+def load_classifier(entry: ModelEntry, device: torch.device, half: bool | None = None) -> nn.Module:
+    """Build, load strictly (seed layouts included), move, and set eval mode.
+
+    An entry without weights gets its ImageNet backbone and a seeded random head, so the
+    untrained placeholder is at least deterministic.
+    """
+    started = time.perf_counter()
+    path = resolve_weights(entry)
+    if path is None:
+        torch.manual_seed(0)
+        model = build_architecture(entry, pretrained_backbone=True)
+    else:
+        model = build_architecture(entry, pretrained_backbone=False)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
+        model.load_state_dict(state, strict=True)
+    model = model.float().to(device).eval()
+    if half if half is not None else device.type == "cuda":
+        model = model.half()
+    log.info("loaded model", extra={"model": entry.name, "device": str(device), "ms": round((time.perf_counter() - started) * 1000)})
+    return model
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype

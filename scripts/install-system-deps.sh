@@ -6,6 +6,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v nginx >/dev/null || need+=(nginx-light)
 command -v kubectl >/dev/null || need+=(kubectl)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

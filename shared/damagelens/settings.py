@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for job state (and the broker by default).")
     broker_url: str | None = Field(None, description="Celery broker URL; defaults to `redis_url`.")
     job_ttl_seconds: int = Field(86_400, ge=60, description="How long job state and its stored objects are kept.")
-    visibility_timeout_seconds: int = Field(3_600, ge=60, description="Redis broker redelivery delay for unacked tasks; must exceed the hard time limit.")
+    visibility_timeout_seconds: int = Field(
+        3_600, ge=60, description="Redis broker redelivery delay for unacked tasks; must exceed the hard time limit."
+    )
     task_soft_time_limit_seconds: int = Field(300, ge=5, description="Soft per-task limit (raises inside the task).")
     task_time_limit_seconds: int = Field(360, ge=10, description="Hard per-task limit (the child process is killed).")
     task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
 
     @field_validator("task_time_limit_seconds")
     @classmethod
-    def _hard_after_soft(cls, v: int, info) -> int:  # noqa: ANN001
+    def _hard_after_soft(cls, v: int, info) -> int:
         soft = info.data.get("task_soft_time_limit_seconds", 0)
         if v <= soft:
             raise ValueError("task_time_limit_seconds must exceed task_soft_time_limit_seconds")

@@ -55,9 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = create_store(settings)
     app.state.jobs = JobStore.from_url(settings.redis_url, settings.job_ttl_seconds)
     app.state.dispatcher = Dispatcher(settings)
-    app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(
-        app.state.jobs, app.state.dispatcher
-    )
+    app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)
     app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])

@@ -49,17 +49,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.RedisError)
     async def _redis(_: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("redis unavailable", extra={"error": str(exc)})
-        return error_response(503, "service_unavailable", "The job store (Redis) is unreachable; nothing was queued. Retry shortly.", {"Retry-After": "5"})
+        return error_response(
+            503, "service_unavailable", "The job store (Redis) is unreachable; nothing was queued. Retry shortly.", {"Retry-After": "5"}
+        )
 
     @app.exception_handler(OperationalError)
     async def _broker(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("broker unavailable", extra={"error": str(exc)})
-        return error_response(503, "service_unavailable", "The task queue is unreachable; the job was not queued. Retry shortly.", {"Retry-After": "5"})
+        return error_response(
+            503, "service_unavailable", "The task queue is unreachable; the job was not queued. Retry shortly.", {"Retry-After": "5"}
+        )
 
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
         log.error("storage unavailable", extra={"error": str(exc)})
-        return error_response(503, "service_unavailable", "Object storage is unreachable; nothing was queued. Retry shortly.", {"Retry-After": "5"})
+        return error_response(
+            503, "service_unavailable", "Object storage is unreachable; nothing was queued. Retry shortly.", {"Retry-After": "5"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,7 +28,7 @@ class ClusterCollector:
         try:
             stats = self.jobs.stats()
             queues = self.dispatcher.queue_lengths()
-        except Exception as exc:  # noqa: BLE001  (a scrape must not fail because Redis is down)
+        except Exception as exc:
             log.warning("metrics: redis unavailable", extra={"error": str(exc)})
             up = GaugeMetricFamily("damagelens_redis_up", "Whether Redis answered the scrape.")
             up.add_metric([], 0)

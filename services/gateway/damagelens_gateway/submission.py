@@ -75,7 +75,7 @@ def submit_job(
         for cleanup in (lambda: jobs.client.delete(jobs.key(job_id)), lambda: store.delete_prefix(f"jobs/{job_id}/")):
             try:
                 cleanup()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("cleanup after failed submit did not complete", extra={"job_id": job_id})
         raise
     log.info("job submitted", extra={"job_id": job_id, "model": entry.name, "tasks": [t.value for t in tasks]})

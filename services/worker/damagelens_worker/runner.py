@@ -95,7 +95,7 @@ def _run(task: Task, payload: StageTask, work: Callable[[StageTask, Image.Image]
         except TRANSIENT_ERRORS:
             pass
         log.warning("transient error; retrying", extra={"stage": payload.stage.value, "error": str(exc)})
-        raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=min(60, 2**task.request.retries)) from exc
     except ImageError as exc:
         _fail(payload, state, exc.code, exc.message)
         return {"failed": exc.code}
@@ -105,7 +105,7 @@ def _run(task: Task, payload: StageTask, work: Callable[[StageTask, Image.Image]
     except SoftTimeLimitExceeded:
         _fail(payload, state, "timeout", f"stage exceeded {get_settings().task_soft_time_limit_seconds}s")
         return {"failed": "timeout"}
-    except Exception as exc:  # noqa: BLE001  (reported on the job, never silent)
+    except Exception as exc:
         log.exception("stage crashed", extra={"stage": payload.stage.value})
         _fail(payload, state, "internal_error", f"{type(exc).__name__}: {exc}")
         return {"failed": "internal_error"}

@@ -38,7 +38,12 @@ def analyze(
             image = load_upright_rgb(path.read_bytes(), settings.max_pixels)
         except ImageError as exc:
             failures += 1
-            typer.echo(json.dumps({"image": str(path), "error": {"code": exc.code, "message": exc.message}}) if as_json else f"{path}: {exc.message}", err=not as_json)
+            typer.echo(
+                json.dumps({"image": str(path), "error": {"code": exc.code, "message": exc.message}})
+                if as_json
+                else f"{path}: {exc.message}",
+                err=not as_json,
+            )
             continue
         result, speed = classify_image(classifier, entry, image)
         explanation, cam_speed = explainer(image)
@@ -60,7 +65,8 @@ def analyze(
         if as_json:
             typer.echo(json.dumps(record))
         else:
-            typer.echo(f"{path}: {result.label} ({result.confidence:.1%}); {len(detections)} damage region(s); CAM target {explanation.target_label}")
+            regions = f"{len(detections)} damage region(s)"
+            typer.echo(f"{path}: {result.label} ({result.confidence:.1%}); {regions}; CAM target {explanation.target_label}")
     if failures:
         raise typer.Exit(1)
 

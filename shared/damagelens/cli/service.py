@@ -43,11 +43,16 @@ def worker(
     celery_app.worker_main(
         [
             "worker",
-            "--queues", queue.value,
-            "--hostname", f"{queue.value}@{socket.gethostname()}",
-            "--concurrency", str(concurrency or settings.worker_concurrency),
-            "--pool", "prefork",
-            "--loglevel", settings.log_level,
+            "--queues",
+            queue.value,
+            "--hostname",
+            f"{queue.value}@{socket.gethostname()}",
+            "--concurrency",
+            str(concurrency or settings.worker_concurrency),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            settings.log_level,
             "--without-gossip",
             "--without-mingle",
         ]

@@ -90,9 +90,7 @@ def to_public(record: JobRecord) -> JobPublic:
         if state.status == Status.failed and state.error is not None:
             error = state.error.model_copy(update={"stage": stage})
             break
-    results = JobResults(
-        **{RESULT_FIELDS[stage]: RESULT_TYPES[stage].model_validate(raw) for stage, raw in record.results.items()}
-    )
+    results = JobResults(**{RESULT_FIELDS[stage]: RESULT_TYPES[stage].model_validate(raw) for stage, raw in record.results.items()})
     job_links = links(meta.id)
     return JobPublic(
         id=meta.id,

@@ -19,9 +19,7 @@ class JobNotFound(KeyError):
 
 
 def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15, decode_responses=True
-    )
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15, decode_responses=True)
 
 
 class JobStore:
@@ -93,7 +91,11 @@ class JobStore:
         pipe.hset(self.key(job_id), mapping={"canceled": "1", "updated_at": utcnow().isoformat()})
         for stage, state in record.stages.items():
             if state.status == Status.queued:
-                pipe.hset(self.key(job_id), f"stage:{stage.value}", state.model_copy(update={"status": Status.canceled, "finished_at": utcnow()}).model_dump_json())
+                pipe.hset(
+                    self.key(job_id),
+                    f"stage:{stage.value}",
+                    state.model_copy(update={"status": Status.canceled, "finished_at": utcnow()}).model_dump_json(),
+                )
         pipe.execute()
         return self.get(job_id)
 

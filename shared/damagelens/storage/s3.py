@@ -111,6 +111,4 @@ class S3Store(ObjectStore):
     def presign(self, key: str, expires_seconds: int = 3600) -> str | None:
         if self._public is None:
             return None
-        return self._public.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
-        )
+        return self._public.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds)

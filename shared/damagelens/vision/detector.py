@@ -72,9 +72,7 @@ class Detector:
         timer = StageTimer()
         rgb = image.convert("RGB")
         with timer("inference"):
-            result = self.model.predict(
-                rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False
-            )[0]
+            result = self.model.predict(rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)[0]
         with timer("postprocess"):
             detections: list[Detection] = []
             w, h = rgb.size

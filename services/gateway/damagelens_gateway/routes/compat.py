@@ -23,8 +23,16 @@ MODE_TO_MODEL = {"resnet": "fast", "fusion": "accurate"}
 async def _run_and_wait(data: bytes, filename: str, model: str, stage: Stage, deps: tuple) -> JobPublic:
     settings, registry, store, jobs, dispatcher = deps
     job_id = await run_in_threadpool(
-        submit_job, data=data, filename=filename, model=model, tasks=[stage],
-        settings=settings, registry=registry, store=store, jobs=jobs, dispatcher=dispatcher,
+        submit_job,
+        data=data,
+        filename=filename,
+        model=model,
+        tasks=[stage],
+        settings=settings,
+        registry=registry,
+        store=store,
+        jobs=jobs,
+        dispatcher=dispatcher,
     )
     deadline = time.monotonic() + settings.compat_timeout_seconds
     while True:
@@ -40,18 +48,19 @@ async def _run_and_wait(data: bytes, filename: str, model: str, stage: Stage, de
             )
         if time.monotonic() > deadline:
             raise ApiError(
-                504, "timeout",
+                504,
+                "timeout",
                 f"No result within {settings.compat_timeout_seconds:g}s; keep polling /v1/jobs/{job_id}.",
                 headers={"Location": f"/v1/jobs/{job_id}"},
             )
         await asyncio.sleep(0.2)
 
 
-def _deps(settings, registry, store, jobs, dispatcher) -> tuple:  # noqa: ANN001
+def _deps(settings, registry, store, jobs, dispatcher) -> tuple:
     return settings, registry, store, jobs, dispatcher
 
 
-async def _classify(mode: str, image, file, settings, registry, store, jobs, dispatcher) -> dict:  # noqa: ANN001
+async def _classify(mode: str, image, file, settings, registry, store, jobs, dispatcher) -> dict:
     data, filename = await read_upload(image, file, settings.max_upload_bytes)
     job = await _run_and_wait(data, filename, MODE_TO_MODEL[mode], Stage.classify, _deps(settings, registry, store, jobs, dispatcher))
     probs = job.results.classification.probabilities
@@ -59,21 +68,42 @@ async def _classify(mode: str, image, file, settings, registry, store, jobs, dis
 
 
 @router.post("/predict/resnet", operation_id="compat-resnet")
-async def predict_resnet(settings: SettingsDep, registry: RegistryDep, store: StoreDep, jobs: JobsDep, dispatcher: DispatcherDep,
-                         image: UploadFile | None = File(None), file: UploadFile | None = File(None)) -> dict:
+async def predict_resnet(
+    settings: SettingsDep,
+    registry: RegistryDep,
+    store: StoreDep,
+    jobs: JobsDep,
+    dispatcher: DispatcherDep,
+    image: UploadFile | None = File(None),
+    file: UploadFile | None = File(None),
+) -> dict:
     return await _classify("resnet", image, file, settings, registry, store, jobs, dispatcher)
 
 
 @router.post("/predict/fusion", operation_id="compat-fusion")
-async def predict_fusion(settings: SettingsDep, registry: RegistryDep, store: StoreDep, jobs: JobsDep, dispatcher: DispatcherDep,
-                         image: UploadFile | None = File(None), file: UploadFile | None = File(None)) -> dict:
+async def predict_fusion(
+    settings: SettingsDep,
+    registry: RegistryDep,
+    store: StoreDep,
+    jobs: JobsDep,
+    dispatcher: DispatcherDep,
+    image: UploadFile | None = File(None),
+    file: UploadFile | None = File(None),
+) -> dict:
     return await _classify("fusion", image, file, settings, registry, store, jobs, dispatcher)
 
 
 @router.post("/predict", operation_id="compat-gradcam")
-async def predict_gradcam(settings: SettingsDep, registry: RegistryDep, store: StoreDep, jobs: JobsDep, dispatcher: DispatcherDep,
-                          mode: Literal["resnet", "fusion"] = Query("fusion"),
-                          file: UploadFile | None = File(None), image: UploadFile | None = File(None)) -> dict:
+async def predict_gradcam(
+    settings: SettingsDep,
+    registry: RegistryDep,
+    store: StoreDep,
+    jobs: JobsDep,
+    dispatcher: DispatcherDep,
+    mode: Literal["resnet", "fusion"] = Query("fusion"),
+    file: UploadFile | None = File(None),
+    image: UploadFile | None = File(None),
+) -> dict:
     data, filename = await read_upload(file, image, settings.max_upload_bytes)
     job = await _run_and_wait(data, filename, MODE_TO_MODEL[mode], Stage.explain, _deps(settings, registry, store, jobs, dispatcher))
     viz = job.results.explanation.overlay_url
@@ -88,8 +118,15 @@ async def predict_gradcam(settings: SettingsDep, registry: RegistryDep, store: S
 
 
 @router.post("/predict/yolo", operation_id="compat-yolo")
-async def predict_yolo(settings: SettingsDep, registry: RegistryDep, store: StoreDep, jobs: JobsDep, dispatcher: DispatcherDep,
-                       file: UploadFile | None = File(None), image: UploadFile | None = File(None)) -> dict:
+async def predict_yolo(
+    settings: SettingsDep,
+    registry: RegistryDep,
+    store: StoreDep,
+    jobs: JobsDep,
+    dispatcher: DispatcherDep,
+    file: UploadFile | None = File(None),
+    image: UploadFile | None = File(None),
+) -> dict:
     data, filename = await read_upload(file, image, settings.max_upload_bytes)
     job = await _run_and_wait(data, filename, settings.default_model, Stage.detect, _deps(settings, registry, store, jobs, dispatcher))
     det = job.results.detection

@@ -101,7 +101,7 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep) -> StreamingR
             idle += SSE_POLL_SECONDS
             try:
                 current = to_public(await run_in_threadpool(jobs.get, job_id))
-            except Exception as exc:  # noqa: BLE001  (tell the client, then end the stream)
+            except Exception as exc:
                 yield f"event: error\ndata: {json.dumps({'code': 'stream_error', 'message': str(exc)})}\n\n"
                 return
 

@@ -16,9 +16,7 @@ class SeedResNetClassifier(nn.Module):
     def __init__(self, num_classes: int = 6):
         super().__init__()
         self.model = resnet18(weights=None)
-        self.model.fc = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, num_classes)
-        )
+        self.model.fc = nn.Sequential(nn.Dropout(0.5), nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.3), nn.Linear(256, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -1,0 +1,3 @@
+from damagelens.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""A real Chromium (Debian's) drives the built web UI against the real stack: upload → three stages → tabs.
+
+The browser script lives with the frontend (`frontend/e2e/run.mjs`, playwright-core); this test
+starts it against the same stack the API end-to-end tests use and saves its screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = os.environ.get("DAMAGELENS_E2E_CHROMIUM", "/usr/bin/chromium")
+
+
+def test_upload_a_photo_in_the_browser(stack: Stack, real_photos: list[Path]) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not installed at {CHROMIUM} (scripts/install-system-deps.sh installs Debian's chromium)")
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed")
+    if not (REPO / "frontend" / "dist" / "index.html").exists() or not (REPO / "frontend" / "node_modules").is_dir():
+        pytest.skip("frontend not built: run `make setup` (npm ci && npm run build in frontend/)")
+    out = REPO / "frontend" / "test-results"
+    env = {
+        **os.environ,
+        "DAMAGELENS_E2E_URL": stack.base_url,
+        "DAMAGELENS_E2E_IMAGE": str(real_photos[0]),
+        "DAMAGELENS_E2E_TIMEOUT_S": "300",
+        "DAMAGELENS_E2E_CHROMIUM": CHROMIUM,
+        "DAMAGELENS_E2E_OUT": str(out),
+    }
+    run = subprocess.run(["node", "e2e/run.mjs"], cwd=REPO / "frontend", env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{stack.tail_logs()}"
+    assert "E2E PASSED" in run.stdout
+    for shot in ("desktop-prediction.png", "desktop-gradcam.png", "desktop-detection.png", "mobile-375.png"):
+        assert (out / shot).stat().st_size > 10_000, shot

@@ -1,0 +1,126 @@
+"""Submit/poll/artifact API against a real Redis and S3: validation, limits, nothing lost or half-done."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from damagelens.settings import Settings
+from damagelens_gateway.app import create_app
+from tests.support import images
+
+pytestmark = pytest.mark.integration
+
+
+def _nothing_enqueued(state) -> None:
+    assert sum(state.dispatcher.queue_lengths().values()) == 0
+    assert state.jobs.client.keys("damagelens:job:*") == []
+    state.store.ping()  # creates the bucket if the failed request never reached storage
+    assert state.store.client.list_objects_v2(Bucket=state.settings.s3_bucket).get("KeyCount", 0) == 0
+
+
+def test_submit_creates_job_stores_upload_and_enqueues_each_stage(client: TestClient, app_state) -> None:
+    response = client.post("/v1/jobs", files={"image": ("car.jpg", images.jpeg(), "image/jpeg")}, data={"model": "fast"})
+    assert response.status_code == 202
+    body = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{body['id']}" == body["links"]["self"]
+    assert body["status"] == "queued"
+    assert app_state.dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 1}
+    job = client.get(body["links"]["self"]).json()
+    assert job["model"] == "fast" and job["progress"] == 0.0
+    assert set(job["stages"]) == {"classify", "explain", "detect"}
+    assert job["input"]["width"] == 320 and job["input"]["height"] == 240
+    stored = client.get(job["input"]["url"])
+    assert stored.status_code == 200 and stored.content == images.jpeg()
+    assert client.get(f"/v1/jobs/{body['id']}/artifacts/overlay.jpg").json()["error"]["code"] == "artifact_not_found"
+
+
+def test_file_field_alias_task_subset_and_model_alias(client: TestClient, app_state) -> None:
+    response = client.post(
+        "/v1/jobs", files={"file": ("car.png", images.png_rgba(), "image/png")}, data={"tasks": "detect, classify", "model": "fusion"}
+    )
+    assert response.status_code == 202
+    job = client.get(response.headers["location"]).json()
+    assert job["tasks"] == ["classify", "detect"] and job["model"] == "accurate"
+    assert app_state.dispatcher.queue_lengths() == {"classify": 1, "explain": 0, "detect": 1}
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "status", "code"),
+    [
+        ({}, {}, 400, "missing_image"),
+        ({"image": ("e.jpg", b"", "image/jpeg")}, {}, 400, "empty_upload"),
+        ({"image": ("x.txt", b"hello, not an image", "text/plain")}, {}, 415, "unsupported_media_type"),
+        ({"image": ("t.jpg", images.truncated_jpeg(), "image/jpeg")}, {}, 422, "invalid_image"),
+        ({"image": ("b.png", images.pixel_bomb_png(), "image/png")}, {}, 422, "image_too_large"),
+        ({"image": ("c.jpg", images.jpeg(), "image/jpeg")}, {"model": "gpt"}, 422, "unknown_model"),
+        ({"image": ("c.jpg", images.jpeg(), "image/jpeg")}, {"tasks": "classify,paint"}, 422, "unknown_task"),
+    ],
+    ids=["missing", "empty", "not-image", "truncated", "bomb", "unknown-model", "unknown-task"],
+)
+def test_bad_input_is_refused_and_nothing_is_enqueued(client: TestClient, app_state, files, data, status, code) -> None:
+    response = client.post("/v1/jobs", files=files or {"other": ("x", b"x")}, data=data)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    if code == "unknown_model":
+        assert {"fast", "accurate"} <= set(error["valid"])
+        assert "fast" in error["message"]
+    _nothing_enqueued(app_state)
+
+
+def test_upload_over_the_size_limit_is_413(s3_settings: Settings) -> None:
+    settings = s3_settings.model_copy(update={"max_upload_bytes": 10_000})
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/jobs", files={"image": ("big.jpg", images.jpeg(800, 600), "image/jpeg")})
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "upload_too_large"
+        _nothing_enqueued(client.app.state)
+
+
+def test_default_limit_is_20_mb(client: TestClient) -> None:
+    assert client.get("/v1/models").json()["limits"]["max_upload_bytes"] == 20 * 1024 * 1024
+
+
+def test_unknown_job_is_404(client: TestClient) -> None:
+    for path in ("/v1/jobs/nope", "/v1/jobs/nope/events", "/v1/jobs/nope/artifacts/input"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "job_not_found"
+
+
+def test_cancel_a_queued_job(client: TestClient) -> None:
+    job_id = client.post("/v1/jobs", files={"image": ("c.jpg", images.jpeg(), "image/jpeg")}).json()["id"]
+    response = client.delete(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+
+
+def test_models_endpoint_lists_the_registry(client: TestClient) -> None:
+    body = client.get("/v1/models").json()
+    assert body["default"] == "accurate"
+    names = {m["name"]: m for m in body["models"]}
+    assert {"fast", "accurate"} <= set(names)
+    assert names["fast"]["aliases"] == ["resnet"] and names["accurate"]["aliases"] == ["fusion"]
+    assert all(isinstance(m["trained"], bool) for m in body["models"])
+
+
+def test_health_ready_and_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"redis": "ok", "storage": "ok"}
+    client.post("/v1/jobs", files={"image": ("c.jpg", images.jpeg(), "image/jpeg")})
+    text = client.get("/metrics").text
+    assert 'damagelens_queue_depth{queue="classify"} 1.0' in text
+    assert "damagelens_jobs_submitted_total 1.0" in text
+    assert 'damagelens_http_requests_total{method="POST",route="/v1/jobs",status="202"} 1.0' in text
+    assert "damagelens_stage_seconds_bucket" in text
+
+
+def test_sse_stream_sends_the_current_state(client: TestClient) -> None:
+    job_id = client.post("/v1/jobs", files={"image": ("c.jpg", images.jpeg(), "image/jpeg")}).json()["id"]
+    client.delete(f"/v1/jobs/{job_id}")  # terminal, so the stream ends after one event
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    assert text.startswith("event: job\n")
+    assert '"status":"canceled"' in text

@@ -1,0 +1,63 @@
+"""Upload validation and upright decoding across the formats users actually send."""
+
+from __future__ import annotations
+
+import pytest
+
+from damagelens.imaging import ImageError, inspect_upload, load_upright_rgb
+from tests.support import images
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "status"),
+    [
+        (b"", "empty_upload", 400),
+        (b"%PDF-1.4 not an image at all", "unsupported_media_type", 415),
+        (images.truncated_jpeg(), "invalid_image", 422),
+        (images.pixel_bomb_png(), "image_too_large", 422),
+    ],
+    ids=["empty", "not-an-image", "truncated", "pixel-bomb"],
+)
+def test_bad_uploads_are_refused_with_a_named_reason(data: bytes, code: str, status: int) -> None:
+    with pytest.raises(ImageError) as err:
+        inspect_upload(data, max_pixels=40_000_000)
+    assert err.value.code == code
+    assert err.value.status == status
+    assert err.value.message
+
+
+@pytest.mark.parametrize(
+    ("factory", "content_type"),
+    [
+        (images.jpeg, "image/jpeg"),
+        (images.png_rgba, "image/png"),
+        (images.png_grayscale, "image/png"),
+        (images.jpeg_cmyk, "image/jpeg"),
+        (images.png_16bit, "image/png"),
+        (images.webp, "image/webp"),
+    ],
+)
+def test_every_mode_decodes_to_8bit_rgb(factory, content_type: str) -> None:
+    data = factory()
+    info = inspect_upload(data, max_pixels=40_000_000)
+    image = load_upright_rgb(data)
+    assert info.content_type == content_type
+    assert image.mode == "RGB"
+    assert image.size == (info.width, info.height)
+
+
+def test_sixteen_bit_keeps_its_tonal_range() -> None:
+    image = load_upright_rgb(images.png_16bit(width=256, height=8))
+    row = [image.getpixel((x, 4))[0] for x in (0, 128, 255)]
+    assert row[0] < 5 and 100 < row[1] < 160 and row[2] > 250
+
+
+def test_alpha_is_composited_on_white() -> None:
+    image = load_upright_rgb(images.png_rgba(200, 160))
+    assert image.getpixel((2, 2)) == (255, 255, 255)  # fully transparent corner
+
+
+def test_exif_orientation_is_applied() -> None:
+    data = images.jpeg_exif_rotated(300, 150)
+    assert inspect_upload(data, max_pixels=10**8).width == 150
+    assert load_upright_rgb(data).size == (150, 300)

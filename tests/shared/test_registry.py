@@ -1,0 +1,62 @@
+"""The registry file: lookups, aliases and hard errors on bad entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from damagelens.registry import ModelEntry, Registry, RegistryError, UnknownModelError, load_registry
+from damagelens.registry.entries import parse_registry
+from damagelens.registry.weights import WeightsError, resolve_weights, sha256_file
+from damagelens.schemas import SEED_LABELS
+from damagelens.settings import Settings
+
+
+def _entry(name: str, **kw) -> ModelEntry:
+    return ModelEntry(name=name, task="classify", architecture="lite_single", version="1", labels=SEED_LABELS, **kw)
+
+
+def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
+    registry = load_registry(Settings().registry_path)
+    assert registry.get("fast").name == "fast"
+    assert registry.get("accurate").name == "accurate"
+    assert registry.get("resnet").name == "fast"  # seed aliases
+    assert registry.get("fusion").name == "accurate"
+    assert registry.list("detect"), "a detector entry is required"
+    for entry in registry.list("classify"):
+        assert list(entry.labels) == list(SEED_LABELS)
+        assert entry.cam_target_layer
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    registry = Registry([_entry("a", aliases=("alpha",))])
+    with pytest.raises(UnknownModelError) as err:
+        registry.get("nope")
+    assert "a" in err.value.valid and "alpha" in err.value.valid
+    assert "valid names" in str(err.value)
+
+
+def test_task_mismatch_is_unknown() -> None:
+    with pytest.raises(UnknownModelError):
+        Registry([_entry("a")]).get("a", task="detect")
+
+
+def test_duplicate_names_are_hard_errors() -> None:
+    with pytest.raises(RegistryError):
+        Registry([_entry("a"), _entry("b", aliases=("a",))])
+
+
+def test_local_weights_need_a_checksum(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError):
+        parse_registry({"models": [{**_entry("a").model_dump(exclude={"base_dir"}), "weights": "w.safetensors"}]}, tmp_path)
+
+
+def test_sha256_is_checked_on_resolve(tmp_path: Path) -> None:
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    good = _entry("a", weights="w.bin", sha256=sha256_file(weights), base_dir=tmp_path)
+    assert resolve_weights(good) == weights
+    bad = _entry("b", weights="w.bin", sha256="0" * 64, base_dir=tmp_path)
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        resolve_weights(bad)

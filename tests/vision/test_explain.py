@@ -1,0 +1,71 @@
+"""Grad-CAM through pytorch-grad-cam: every method, artifacts that decode, no leak across calls."""
+
+from __future__ import annotations
+
+import gc
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from damagelens.registry import ModelEntry
+from damagelens.schemas import SEED_LABELS
+from damagelens.vision.explain import CAM_METHODS, Explainer
+from damagelens.vision.loading import load_classifier
+
+ENTRY = ModelEntry(
+    name="t", task="classify", architecture="seed_resnet18", version="1", labels=SEED_LABELS, input_size=96, cam_target_layer="model.layer4"
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return load_classifier(ENTRY.model_copy(update={"weights": None}), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+def test_each_method_produces_overlay_and_heatmap(model, method: str) -> None:
+    image = Image.new("RGB", (300, 200), (90, 120, 200))
+    explanation, speed = Explainer(model, ENTRY, method)(image, target_index=2)
+    assert explanation.target_label == "Front Normal" and explanation.method == method
+    assert explanation.heatmap.shape == (200, 300)
+    assert explanation.heatmap.min() >= 0.0 and explanation.heatmap.max() <= 1.0
+    overlay = Image.open(io.BytesIO(explanation.overlay_jpeg()))
+    heatmap = Image.open(io.BytesIO(explanation.heatmap_png()))
+    assert overlay.size == (300, 200) and heatmap.size == (300, 200) and heatmap.mode == "L"
+    assert set(speed) == {"preprocess", "inference", "postprocess"}
+
+
+def test_default_target_is_the_predicted_class(model) -> None:
+    image = Image.new("RGB", (128, 128), (10, 200, 30))
+    with torch.no_grad():
+        from damagelens.vision.preprocess import to_input_tensor
+
+        predicted = int(model(to_input_tensor(image, ENTRY)).argmax())
+    explanation, _ = Explainer(model, ENTRY)(image)
+    assert explanation.target_index == predicted
+
+
+def test_unknown_method_and_missing_layer_are_errors(model) -> None:
+    with pytest.raises(ValueError):
+        Explainer(model, ENTRY, "magic")
+    with pytest.raises(ValueError):
+        Explainer(model, ENTRY.model_copy(update={"cam_target_layer": None}))
+
+
+def test_hooks_are_released_between_calls(model) -> None:
+    """Many calls must not accumulate hooks or tensors (a long-lived worker would grow)."""
+    explainer = Explainer(model, ENTRY)
+    image = Image.new("RGB", (96, 96))
+    explainer(image)
+    gc.collect()
+    layer = model.get_submodule("model.layer4")
+    hooks_before = len(layer._forward_hooks) + len(layer._backward_hooks)
+    tensors_before = sum(isinstance(o, torch.Tensor) for o in gc.get_objects())
+    for _ in range(20):
+        explainer(image)
+    gc.collect()
+    assert len(layer._forward_hooks) + len(layer._backward_hooks) == hooks_before
+    assert sum(isinstance(o, torch.Tensor) for o in gc.get_objects()) <= tensors_before + 5

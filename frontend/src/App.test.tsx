@@ -1,0 +1,151 @@
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { App } from './App';
+import { setGatewayReachable } from './api/client';
+import { loadRecent } from './lib/recentJobs';
+import { FakeEventSource, jsonResponse, LABELS, makeJob } from './test/fixtures';
+
+const MODELS = {
+  default: 'fast',
+  limits: { max_upload_bytes: 1000, max_pixels: 40000000, accepted_types: ['image/jpeg', 'image/png'] },
+  models: [
+    { name: 'fast', aliases: ['resnet'], task: 'classify', architecture: 'resnet', version: '1', trained: true, metrics: { cv_accuracy: 0.64 }, labels: LABELS, description: 'Quick one' },
+    { name: 'accurate', aliases: ['fusion'], task: 'classify', architecture: 'fusion', version: '1', trained: false, metrics: {}, labels: LABELS, description: 'Slow one' },
+    { name: 'detector', aliases: [], task: 'detect', architecture: 'yolo', version: '1', trained: true, metrics: {}, labels: ['damage'], description: '' },
+  ],
+};
+
+type Route = (init: RequestInit | undefined) => Response | Promise<Response>;
+
+describe('App', () => {
+  let routes: Record<string, Route>;
+  const fetchMock = vi.fn((input: string, init?: RequestInit) => {
+    const key = `${init?.method ?? 'GET'} ${input}`;
+    const r = routes[key];
+    return r ? Promise.resolve(r(init)) : Promise.resolve(jsonResponse({ error: { code: 'not_found', message: key } }, 404));
+  });
+
+  beforeEach(() => {
+    routes = { 'GET /v1/models': () => jsonResponse(MODELS) };
+    FakeEventSource.instances = [];
+    vi.stubGlobal('fetch', fetchMock);
+    vi.stubGlobal('EventSource', FakeEventSource);
+    URL.createObjectURL = vi.fn(() => 'blob:thumb');
+    URL.revokeObjectURL = vi.fn();
+    window.location.hash = '';
+    setGatewayReachable(true);
+  });
+  afterEach(() => {
+    fetchMock.mockClear();
+    vi.unstubAllGlobals();
+  });
+
+  const upload = (files: File[]) => fireEvent.change(screen.getByLabelText('Choose photos to analyse'), { target: { files } });
+  const jpeg = (name = 'car.jpg', size = 10) => new File([new Uint8Array(size)], name, { type: 'image/jpeg' });
+
+  it('lists classify models from /v1/models with the server default selected', async () => {
+    render(<App />);
+    const fast = await screen.findByRole('radio', { name: /fast/i });
+    await waitFor(() => expect(fast).toBeChecked());
+    expect(screen.getByRole('radio', { name: /accurate/i })).not.toBeChecked();
+    expect(screen.queryByRole('radio', { name: /detector/i })).toBeNull();
+    expect(screen.getByText('untrained')).toBeInTheDocument();
+    expect(screen.getByText('64.0%')).toBeInTheDocument();
+  });
+
+  it('rejects bad files client-side with the server error wording and no request', async () => {
+    render(<App />);
+    await screen.findByText('untrained');
+    upload([new File(['%PDF'], 'doc.pdf', { type: 'application/pdf' }), jpeg('huge.jpg', 5000)]);
+    const alerts = await screen.findAllByRole('alert');
+    expect(alerts.map((a) => a.getAttribute('data-error-code')).sort()).toEqual(['unsupported_media_type', 'upload_too_large']);
+    expect(screen.getByText(/"huge.jpg" is 5 KB; the limit is 1000 B/)).toBeInTheDocument();
+    expect(fetchMock.mock.calls.filter(([, i]) => i?.method === 'POST')).toHaveLength(0);
+    expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
+  });
+
+  it('shows the server error message and retries the upload', async () => {
+    routes['POST /v1/jobs'] = () => jsonResponse({ error: { code: 'service_unavailable', message: 'Storage is down; nothing was enqueued.' } }, 503);
+    render(<App />);
+    await screen.findByText('untrained');
+    upload([jpeg()]);
+    expect(await screen.findByText('Storage is down; nothing was enqueued.')).toBeInTheDocument();
+
+    routes['POST /v1/jobs'] = (init) => {
+      expect((init?.body as FormData).get('model')).toBe('fast');
+      return jsonResponse({ id: 'newjob', status: 'queued', links: {} }, 202);
+    };
+    fireEvent.click(screen.getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'newjob'));
+    expect(loadRecent()[0]).toMatchObject({ id: 'newjob', filename: 'car.jpg', model: 'fast' });
+  });
+
+  it('uploads several photos as separate jobs and shows live stage progress', async () => {
+    let n = 0;
+    routes['POST /v1/jobs'] = () => jsonResponse({ id: `job${++n}`, status: 'queued', links: {} }, 202);
+    render(<App />);
+    await screen.findByText('untrained');
+    upload([jpeg('a.jpg'), jpeg('b.jpg')]);
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(2));
+    const cards = screen.getAllByTestId('job-card');
+    expect(cards).toHaveLength(2);
+
+    const es = FakeEventSource.instances.find((e) => e.url.endsWith('/job1/events'))!;
+    act(() => es.emit('job', makeJob({ id: 'job1', status: 'running', progress: 0.33 }, { classify: 'succeeded', explain: 'running' })));
+    const card = screen.getAllByTestId('job-card').find((c) => c.getAttribute('data-job-id') === 'job1')!;
+    expect(within(card).getByRole('progressbar')).toHaveAttribute('aria-valuenow', '33');
+    expect(card.querySelector('[data-stage="classify"]')).toHaveAttribute('data-status', 'succeeded');
+    expect(card.querySelector('[data-stage="explain"]')).toHaveAttribute('data-status', 'running');
+    expect(card.querySelector('[data-stage="detect"]')).toHaveAttribute('data-status', 'queued');
+    expect(within(card).getByRole('tab', { name: /Prediction/ })).toBeInTheDocument();
+  });
+
+  it('shows a banner when the gateway cannot be reached', async () => {
+    routes['GET /v1/models'] = () => {
+      throw new TypeError('Failed to fetch');
+    };
+    fetchMock.mockImplementationOnce(() => Promise.reject(new TypeError('Failed to fetch')));
+    render(<App />);
+    expect(await screen.findByTestId('gateway-banner')).toHaveTextContent('Cannot reach the DamageLens gateway');
+    routes['GET /healthz'] = () => jsonResponse({ status: 'ok' });
+    routes['GET /v1/models'] = () => jsonResponse(MODELS);
+    fireEvent.click(within(screen.getByTestId('gateway-banner')).getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(screen.queryByTestId('gateway-banner')).toBeNull());
+  });
+
+  it('opens the job named in the URL hash', async () => {
+    window.location.hash = '#/jobs/abc123';
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'abc123'));
+    const es = FakeEventSource.instances[0];
+    expect(es.url).toBe('/v1/jobs/abc123/events');
+    act(() =>
+      es.emit(
+        'job',
+        makeJob(
+          {
+            id: 'abc123',
+            status: 'succeeded',
+            progress: 1,
+            results: { classification: { label: 'Rear Crushed', confidence: 0.7, probabilities: Object.fromEntries(LABELS.map((l) => [l, 1 / 6])), model: 'fast', model_version: '1' } },
+          },
+          { classify: 'succeeded', explain: 'succeeded', detect: 'succeeded' },
+        ),
+      ),
+    );
+    expect(screen.getByTestId('prediction-label')).toHaveTextContent('Rear Crushed');
+    expect(screen.getAllByTestId('prob-bar')).toHaveLength(6);
+    await waitFor(() => expect(loadRecent()[0]).toMatchObject({ id: 'abc123', status: 'succeeded', label: 'Rear Crushed' }));
+  });
+
+  it('opens a job typed into the id box', async () => {
+    render(<App />);
+    fireEvent.change(screen.getByLabelText('Open a job by id'), { target: { value: 'bad id!' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    expect(screen.getByText(/Enter a job id/)).toBeInTheDocument();
+    fireEvent.change(screen.getByLabelText('Open a job by id'), { target: { value: ' xyz789 ' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Open' }));
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'xyz789'));
+    expect(window.location.hash).toBe('#/jobs/xyz789');
+  });
+});

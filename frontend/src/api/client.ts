@@ -1,0 +1,169 @@
+// Typed client for the DamageLens gateway. All errors are thrown as ApiError.
+import type { ErrorInfo, Job, ModelsResponse, StageName, SubmitResponse } from './types';
+
+const BASE: string = (import.meta.env?.VITE_API_BASE as string | undefined) ?? '';
+
+export const GATEWAY_UNREACHABLE = 'Cannot reach the DamageLens gateway';
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly stage?: string;
+  constructor(code: string, message: string, status = 0, stage?: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = status;
+    this.stage = stage;
+  }
+  /** True when the gateway itself could not be reached (network down, timeout, proxy error). */
+  get unreachable(): boolean {
+    return this.code === 'network_error' || this.code === 'timeout' || this.code === 'bad_gateway';
+  }
+  toInfo(): ErrorInfo {
+    return { code: this.code, message: this.message, ...(this.stage ? { stage: this.stage } : {}) };
+  }
+}
+
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof Error) return new ApiError('client_error', err.message);
+  return new ApiError('client_error', String(err));
+}
+
+// --- gateway reachability, shared by every request (drives the global banner) ---
+type Listener = (reachable: boolean) => void;
+const listeners = new Set<Listener>();
+let reachable = true;
+export function gatewayReachable(): boolean {
+  return reachable;
+}
+export function setGatewayReachable(value: boolean): void {
+  if (value === reachable) return;
+  reachable = value;
+  listeners.forEach((l) => l(value));
+}
+export function onGatewayStatus(l: Listener): () => void {
+  listeners.add(l);
+  return () => {
+    listeners.delete(l);
+  };
+}
+
+export const url = (path: string): string => (/^https?:/.test(path) ? path : BASE + path);
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Map a non-2xx response to an ApiError, using the `{"error": {...}}` envelope when present. */
+export async function errorFromResponse(res: Response): Promise<ApiError> {
+  let body: unknown = null;
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON: e.g. a proxy's HTML error page */
+  }
+  const info = (body as { error?: Partial<ErrorInfo> } | null)?.error;
+  if (info && typeof info.code === 'string') {
+    return new ApiError(info.code, info.message || info.code, res.status, info.stage);
+  }
+  if (res.status === 502 || res.status === 504) {
+    return new ApiError('bad_gateway', GATEWAY_UNREACHABLE, res.status);
+  }
+  return new ApiError(`http_${res.status}`, `The gateway answered ${res.status} ${res.statusText}`.trim(), res.status);
+}
+
+export async function request<T>(path: string, init: RequestInit = {}, opts: RequestOptions = {}): Promise<T> {
+  const { timeoutMs = 15000, signal } = opts;
+  const ctrl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctrl.abort();
+  }, timeoutMs);
+  const onAbort = () => ctrl.abort();
+  signal?.addEventListener('abort', onAbort);
+  let res: Response;
+  try {
+    res = await fetch(url(path), { ...init, signal: ctrl.signal, headers: { Accept: 'application/json', ...init.headers } });
+  } catch (err) {
+    if (signal?.aborted) throw new ApiError('aborted', 'Request aborted');
+    if (timedOut) {
+      setGatewayReachable(false);
+      throw new ApiError('timeout', `The gateway did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    }
+    setGatewayReachable(false);
+    throw new ApiError('network_error', GATEWAY_UNREACHABLE);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (!res.ok) {
+    const e = await errorFromResponse(res);
+    setGatewayReachable(!e.unreachable);
+    throw e;
+  }
+  setGatewayReachable(true);
+  try {
+    return (await res.json()) as T;
+  } catch {
+    throw new ApiError('invalid_response', 'The gateway sent a response that is not valid JSON', res.status);
+  }
+}
+
+export function getModels(opts?: RequestOptions): Promise<ModelsResponse> {
+  return request<ModelsResponse>('/v1/models', {}, { timeoutMs: 10000, ...opts });
+}
+
+export function submitJob(
+  file: Blob,
+  filename: string,
+  model?: string,
+  tasks?: StageName[],
+  opts?: RequestOptions,
+): Promise<SubmitResponse> {
+  const form = new FormData();
+  form.append('image', file, filename);
+  if (model) form.append('model', model);
+  if (tasks?.length) form.append('tasks', tasks.join(','));
+  return request<SubmitResponse>('/v1/jobs', { method: 'POST', body: form }, { timeoutMs: 120000, ...opts });
+}
+
+export function getJob(id: string, opts?: RequestOptions): Promise<Job> {
+  return request<Job>(`/v1/jobs/${encodeURIComponent(id)}`, {}, opts);
+}
+
+export function cancelJob(id: string, opts?: RequestOptions): Promise<Job> {
+  return request<Job>(`/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' }, opts);
+}
+
+export function eventsUrl(id: string): string {
+  return url(`/v1/jobs/${encodeURIComponent(id)}/events`);
+}
+
+export function inputUrl(id: string): string {
+  return url(`/v1/jobs/${encodeURIComponent(id)}/artifacts/input`);
+}
+
+/** Download a job's stored input so it can be resubmitted (Retry on a reopened job). */
+export async function fetchInput(id: string, opts: RequestOptions = {}): Promise<Blob> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 60000);
+  try {
+    const res = await fetch(inputUrl(id), { signal: ctrl.signal });
+    if (!res.ok) throw await errorFromResponse(res);
+    return await res.blob();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    setGatewayReachable(false);
+    throw new ApiError('network_error', GATEWAY_UNREACHABLE);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function checkHealth(opts?: RequestOptions): Promise<{ status: string }> {
+  return request<{ status: string }>('/healthz', {}, { timeoutMs: 5000, ...opts });
+}

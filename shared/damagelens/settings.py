@@ -21,11 +21,11 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for job state (and the broker by default).")
     broker_url: str | None = Field(None, description="Celery broker URL; defaults to `redis_url`.")
     job_ttl_seconds: int = Field(86_400, ge=60, description="How long job state and its stored objects are kept.")
+    task_soft_time_limit_seconds: int = Field(300, ge=5, description="Soft per-task limit (raises inside the task).")
+    task_time_limit_seconds: int = Field(360, ge=10, description="Hard per-task limit (the child process is killed).")
     visibility_timeout_seconds: int = Field(
         3_600, ge=60, description="Redis broker redelivery delay for unacked tasks; must exceed the hard time limit."
     )
-    task_soft_time_limit_seconds: int = Field(300, ge=5, description="Soft per-task limit (raises inside the task).")
-    task_time_limit_seconds: int = Field(360, ge=10, description="Hard per-task limit (the child process is killed).")
     task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
 
     # object storage
@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         soft = info.data.get("task_soft_time_limit_seconds", 0)
         if v <= soft:
             raise ValueError("task_time_limit_seconds must exceed task_soft_time_limit_seconds")
+        return v
+
+    @field_validator("visibility_timeout_seconds")
+    @classmethod
+    def _redelivery_after_hard_limit(cls, v: int, info) -> int:
+        hard = info.data.get("task_time_limit_seconds", 0)
+        if v <= hard:
+            raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds, or long tasks run twice")
         return v
 
     @property

@@ -17,6 +17,7 @@ sys.meta_path.insert(0, Block())
 from damagelens_gateway.app import create_app
 app = create_app()
 app.openapi()
+import damagelens.cli  # the gateway image runs `damagelens serve` without torch installed
 print('ok', sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'numpy'}))
 """
 

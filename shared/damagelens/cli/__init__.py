@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import typer
 
 from damagelens.cli import analyze, service
@@ -10,15 +12,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="DamageLens: 
 service.register(app)
 analyze.register(app)
 
-try:
-    from damagelens.cli import models as _models
-except ModuleNotFoundError as exc:  # the slim gateway image has no model stack: no model commands there
-    if (exc.name or "").split(".")[0] not in {"torch", "torchvision", "timm", "ultralytics", "sklearn", "matplotlib"}:
-        raise
-    _models = None
+_models = None
+if importlib.util.find_spec("damagelens.cli.models") is not None:
+    try:
+        from damagelens.cli import models as _models
+    except ModuleNotFoundError as exc:  # the slim gateway image has no model stack: no model commands there
+        if (exc.name or "").split(".")[0] not in {"torch", "torchvision", "timm", "ultralytics", "sklearn", "matplotlib"}:
+            raise
 if _models is not None:
     _models.register(app)
-
 
 def main() -> None:
     app()

@@ -60,3 +60,37 @@ def test_sha256_is_checked_on_resolve(tmp_path: Path) -> None:
     bad = _entry("b", weights="w.bin", sha256="0" * 64, base_dir=tmp_path)
     with pytest.raises(WeightsError, match="sha256 mismatch"):
         resolve_weights(bad)
+
+
+@pytest.mark.integration
+def test_s3_weights_are_downloaded_cached_and_verified(s3_settings: Settings, monkeypatch, tmp_path: Path) -> None:
+    from damagelens.settings import get_settings
+    from damagelens.storage import create_store
+
+    blob = b"\x00weights\x01" * 100
+    create_store(s3_settings).put("models/w.safetensors", blob)
+    for key, value in {
+        "DAMAGELENS_S3_ENDPOINT_URL": s3_settings.s3_endpoint_url,
+        "DAMAGELENS_S3_ACCESS_KEY": s3_settings.s3_access_key,
+        "DAMAGELENS_S3_SECRET_KEY": s3_settings.s3_secret_key,
+        "DAMAGELENS_MODEL_CACHE_DIR": str(tmp_path / "cache"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    local = tmp_path / "w.safetensors"
+    local.write_bytes(blob)
+    entry = _entry("remote", weights=f"s3://{s3_settings.s3_bucket}/models/w.safetensors", sha256=sha256_file(local))
+    path = resolve_weights(entry)
+    assert path.read_bytes() == blob and path.is_relative_to(tmp_path / "cache")
+    with pytest.raises(WeightsError):
+        resolve_weights(entry.model_copy(update={"sha256": "f" * 64}))
+
+
+def test_hf_weights_honour_offline_mode(monkeypatch, tmp_path: Path) -> None:
+    """No hub is reachable: with HF_HUB_OFFLINE=1 and an empty cache the error says so, no network call."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    entry = _entry("hub", weights="hf://damagelens/models/fast.safetensors@v1", sha256="0" * 64)
+    with pytest.raises(Exception) as err:
+        resolve_weights(entry)
+    assert "offline" in str(err.value).lower() or "cache" in str(err.value).lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,16 +26,28 @@ def _jobs(request: Request) -> JobStore:
     return request.app.state.jobs
 
 
-def _dispatcher(request: Request) -> Dispatcher:
-    return request.app.state.dispatcher
-
-
 def _registry(request: Request) -> Registry:
     return request.app.state.registry
+
+
+@dataclass(frozen=True)
+class Services:
+    """What submitting a job touches; one dependency instead of five parameters per route."""
+
+    settings: Settings
+    registry: Registry
+    store: ObjectStore
+    jobs: JobStore
+    dispatcher: Dispatcher
+
+
+def _services(request: Request) -> Services:
+    state = request.app.state
+    return Services(state.settings, state.registry, state.store, state.jobs, state.dispatcher)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ObjectStore, Depends(_store)]
 JobsDep = Annotated[JobStore, Depends(_jobs)]
-DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
 RegistryDep = Annotated[Registry, Depends(_registry)]
+ServicesDep = Annotated[Services, Depends(_services)]

@@ -6,13 +6,11 @@ import logging
 import uuid
 
 from damagelens.imaging import inspect_upload
-from damagelens.jobs import JobMeta, JobStore
+from damagelens.jobs import JobMeta
 from damagelens.jobs.state import utcnow
-from damagelens.registry import Registry
 from damagelens.schemas import ALL_STAGES, Stage, StageTask
-from damagelens.settings import Settings
-from damagelens.storage import ObjectStore, job_key
-from damagelens_gateway.dispatch import Dispatcher
+from damagelens.storage import job_key
+from damagelens_gateway.deps import Services
 from damagelens_gateway.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -40,13 +38,10 @@ def submit_job(
     filename: str,
     model: str | None,
     tasks: list[Stage],
-    settings: Settings,
-    registry: Registry,
-    store: ObjectStore,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
+    services: Services,
     cam_method: str | None = None,
 ) -> str:
+    settings, registry, store, jobs = services.settings, services.registry, services.store, services.jobs
     if len(data) > settings.max_upload_bytes:
         raise ApiError(413, "upload_too_large", f"The upload is {len(data):,} bytes; the limit is {settings.max_upload_bytes:,}.")
     entry = registry.get(model or settings.default_model, task="classify")
@@ -69,7 +64,7 @@ def submit_job(
     try:
         jobs.create(meta)
         for stage in tasks:
-            dispatcher.enqueue(StageTask(job_id=job_id, stage=stage, model=entry.name, input_key=input_key, cam_method=cam_method))
+            services.dispatcher.enqueue(StageTask(job_id=job_id, stage=stage, model=entry.name, input_key=input_key, cam_method=cam_method))
     except Exception:
         # Nothing half-done survives: the client sees an error and may resubmit.
         for cleanup in (lambda: jobs.client.delete(jobs.key(job_id)), lambda: store.delete_prefix(f"jobs/{job_id}/")):

@@ -11,32 +11,23 @@ from starlette.concurrency import run_in_threadpool
 
 from damagelens.jobs.state import to_public
 from damagelens.schemas import JobPublic, Stage, Status
-from damagelens_gateway.deps import DispatcherDep, JobsDep, RegistryDep, SettingsDep, StoreDep
+from damagelens_gateway.deps import Services, ServicesDep
 from damagelens_gateway.errors import ApiError
 from damagelens_gateway.routes.jobs import read_upload
 from damagelens_gateway.submission import submit_job
 
 router = APIRouter(tags=["compat"])
 MODE_TO_MODEL = {"resnet": "fast", "fusion": "accurate"}
+POLL_SECONDS = 0.2
+Upload = UploadFile | None
 
 
-async def _run_and_wait(data: bytes, filename: str, model: str, stage: Stage, deps: tuple) -> JobPublic:
-    settings, registry, store, jobs, dispatcher = deps
-    job_id = await run_in_threadpool(
-        submit_job,
-        data=data,
-        filename=filename,
-        model=model,
-        tasks=[stage],
-        settings=settings,
-        registry=registry,
-        store=store,
-        jobs=jobs,
-        dispatcher=dispatcher,
-    )
-    deadline = time.monotonic() + settings.compat_timeout_seconds
+async def run_and_wait(services: Services, upload: Upload, alias: Upload, model: str, stage: Stage) -> JobPublic:
+    data, filename = await read_upload(upload, alias, services.settings.max_upload_bytes)
+    job_id = await run_in_threadpool(submit_job, data=data, filename=filename, model=model, tasks=[stage], services=services)
+    deadline = time.monotonic() + services.settings.compat_timeout_seconds
     while True:
-        job = to_public(await run_in_threadpool(jobs.get, job_id))
+        job = to_public(await run_in_threadpool(services.jobs.get, job_id))
         if job.status == Status.succeeded:
             return job
         if job.status in (Status.failed, Status.canceled):
@@ -50,62 +41,35 @@ async def _run_and_wait(data: bytes, filename: str, model: str, stage: Stage, de
             raise ApiError(
                 504,
                 "timeout",
-                f"No result within {settings.compat_timeout_seconds:g}s; keep polling /v1/jobs/{job_id}.",
+                f"No result within {services.settings.compat_timeout_seconds:g}s; keep polling /v1/jobs/{job_id}.",
                 headers={"Location": f"/v1/jobs/{job_id}"},
             )
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(POLL_SECONDS)
 
 
-def _deps(settings, registry, store, jobs, dispatcher) -> tuple:
-    return settings, registry, store, jobs, dispatcher
-
-
-async def _classify(mode: str, image, file, settings, registry, store, jobs, dispatcher) -> dict:
-    data, filename = await read_upload(image, file, settings.max_upload_bytes)
-    job = await _run_and_wait(data, filename, MODE_TO_MODEL[mode], Stage.classify, _deps(settings, registry, store, jobs, dispatcher))
+def prediction(job: JobPublic) -> dict:
     probs = job.results.classification.probabilities
     return {"status": "success", "prediction": dict(sorted(probs.items(), key=lambda kv: kv[1], reverse=True))}
 
 
 @router.post("/predict/resnet", operation_id="compat-resnet")
-async def predict_resnet(
-    settings: SettingsDep,
-    registry: RegistryDep,
-    store: StoreDep,
-    jobs: JobsDep,
-    dispatcher: DispatcherDep,
-    image: UploadFile | None = File(None),
-    file: UploadFile | None = File(None),
-) -> dict:
-    return await _classify("resnet", image, file, settings, registry, store, jobs, dispatcher)
+async def predict_resnet(services: ServicesDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
+    return prediction(await run_and_wait(services, image, file, MODE_TO_MODEL["resnet"], Stage.classify))
 
 
 @router.post("/predict/fusion", operation_id="compat-fusion")
-async def predict_fusion(
-    settings: SettingsDep,
-    registry: RegistryDep,
-    store: StoreDep,
-    jobs: JobsDep,
-    dispatcher: DispatcherDep,
-    image: UploadFile | None = File(None),
-    file: UploadFile | None = File(None),
-) -> dict:
-    return await _classify("fusion", image, file, settings, registry, store, jobs, dispatcher)
+async def predict_fusion(services: ServicesDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
+    return prediction(await run_and_wait(services, image, file, MODE_TO_MODEL["fusion"], Stage.classify))
 
 
 @router.post("/predict", operation_id="compat-gradcam")
 async def predict_gradcam(
-    settings: SettingsDep,
-    registry: RegistryDep,
-    store: StoreDep,
-    jobs: JobsDep,
-    dispatcher: DispatcherDep,
+    services: ServicesDep,
     mode: Literal["resnet", "fusion"] = Query("fusion"),
-    file: UploadFile | None = File(None),
-    image: UploadFile | None = File(None),
+    file: Upload = File(None),
+    image: Upload = File(None),
 ) -> dict:
-    data, filename = await read_upload(file, image, settings.max_upload_bytes)
-    job = await _run_and_wait(data, filename, MODE_TO_MODEL[mode], Stage.explain, _deps(settings, registry, store, jobs, dispatcher))
+    job = await run_and_wait(services, file, image, MODE_TO_MODEL[mode], Stage.explain)
     viz = job.results.explanation.overlay_url
     return {
         "status": "success",
@@ -118,17 +82,8 @@ async def predict_gradcam(
 
 
 @router.post("/predict/yolo", operation_id="compat-yolo")
-async def predict_yolo(
-    settings: SettingsDep,
-    registry: RegistryDep,
-    store: StoreDep,
-    jobs: JobsDep,
-    dispatcher: DispatcherDep,
-    file: UploadFile | None = File(None),
-    image: UploadFile | None = File(None),
-) -> dict:
-    data, filename = await read_upload(file, image, settings.max_upload_bytes)
-    job = await _run_and_wait(data, filename, settings.default_model, Stage.detect, _deps(settings, registry, store, jobs, dispatcher))
+async def predict_yolo(services: ServicesDep, file: Upload = File(None), image: Upload = File(None)) -> dict:
+    job = await run_and_wait(services, file, image, services.settings.default_model, Stage.detect)
     det = job.results.detection
     return {
         "status": "success",

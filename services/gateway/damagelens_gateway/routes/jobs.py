@@ -13,7 +13,7 @@ from damagelens.jobs.state import links, to_public
 from damagelens.schemas import TERMINAL, JobAccepted, JobPublic, Status
 from damagelens.storage import ObjectNotFound, job_key
 from damagelens.storage.base import guess_content_type
-from damagelens_gateway.deps import DispatcherDep, JobsDep, RegistryDep, SettingsDep, StoreDep
+from damagelens_gateway.deps import JobsDep, ServicesDep, SettingsDep, StoreDep
 from damagelens_gateway.errors import ApiError
 from damagelens_gateway.submission import parse_tasks, submit_job
 
@@ -35,11 +35,7 @@ async def read_upload(image: UploadFile | None, file: UploadFile | None, limit: 
 
 @router.post("", status_code=202, response_model=JobAccepted, operation_id="jobs-submit")
 async def create_job(
-    settings: SettingsDep,
-    registry: RegistryDep,
-    store: StoreDep,
-    jobs: JobsDep,
-    dispatcher: DispatcherDep,
+    services: ServicesDep,
     image: UploadFile | None = File(None, description="the photo"),
     file: UploadFile | None = File(None, description="alias of `image`"),
     model: str | None = Form(None),
@@ -48,19 +44,9 @@ async def create_job(
 ) -> Response:
     if cam_method is not None and cam_method not in ("gradcam", "hirescam", "gradcam++"):
         raise ApiError(422, "unknown_cam_method", "cam_method must be one of gradcam, hirescam, gradcam++.")
-    data, filename = await read_upload(image, file, settings.max_upload_bytes)
+    data, filename = await read_upload(image, file, services.settings.max_upload_bytes)
     job_id = await run_in_threadpool(
-        submit_job,
-        data=data,
-        filename=filename,
-        model=model,
-        tasks=parse_tasks(tasks),
-        settings=settings,
-        registry=registry,
-        store=store,
-        jobs=jobs,
-        dispatcher=dispatcher,
-        cam_method=cam_method,
+        submit_job, data=data, filename=filename, model=model, tasks=parse_tasks(tasks), services=services, cam_method=cam_method
     )
     body = JobAccepted(id=job_id, status=Status.queued, links=links(job_id))
     return Response(body.model_dump_json(), status_code=202, media_type="application/json", headers={"Location": body.links.self})

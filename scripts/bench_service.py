@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
-from damagelens.settings import get_settings  # noqa: E402
+from damagelens.settings import get_settings
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 

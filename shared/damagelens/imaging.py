@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,13 +27,12 @@ EXTENSIONS: dict[str, str] = {
 
 
 class ImageError(ValueError):
-    """A rejected image; `code` and `status` map straight onto the API error."""
+    """A rejected image; `code` names the problem (the gateway maps codes to HTTP statuses)."""
 
-    def __init__(self, code: str, message: str, status: int):
+    def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -47,29 +45,23 @@ class ImageInfo:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise ImageError("empty_upload", "The uploaded file is empty.", 400)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                image = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
-        except UnidentifiedImageError:
-            raise ImageError(
-                "unsupported_media_type",
-                "The upload is not a recognised image (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF).",
-                415,
-            ) from None
+        raise ImageError("empty_upload", "The uploaded file is empty.")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours: same answer
+        raise ImageError("image_too_large", f"The image is too large to decode safely: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            "unsupported_media_type",
+            "The upload is not a recognised image (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF).",
+        ) from None
     if image.format not in ACCEPTED_FORMATS:
-        raise ImageError("unsupported_media_type", f"Image format {image.format} is not accepted.", 415)
+        raise ImageError("unsupported_media_type", f"Image format {image.format} is not accepted.")
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(
             "image_too_large",
             f"The image has {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}.",
-            422,
         )
     return image
 
@@ -78,16 +70,28 @@ def _fully_decode(image: Image.Image) -> Image.Image:
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError("invalid_image", f"The image could not be decoded (truncated or corrupt): {exc}", 422) from None
+        raise ImageError("invalid_image", f"The image could not be decoded (truncated or corrupt): {exc}") from None
     return image
 
 
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except (OSError, ValueError, TypeError, SyntaxError):  # malformed EXIF: show the pixels as stored
+        return 1
+
+
 def inspect_upload(data: bytes, max_pixels: int) -> ImageInfo:
-    """Decode the whole upload once so truncated files are refused before anything is stored."""
+    """Decode the whole upload once so truncated files are refused before anything is stored.
+
+    The upright size comes from the EXIF orientation tag, without a rotated copy of the pixels.
+    """
     image = _fully_decode(_open(data, max_pixels))
-    upright = ImageOps.exif_transpose(image) or image
+    width, height = image.size
+    if _orientation(image) in (5, 6, 7, 8):  # rotated by 90° either way
+        width, height = height, width
     content_type = ACCEPTED_FORMATS[image.format]
-    return ImageInfo(content_type, upright.width, upright.height, EXTENSIONS[content_type])
+    return ImageInfo(content_type, width, height, EXTENSIONS[content_type])
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -103,8 +107,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_upright_rgb(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
+def load_upright_rgb(data: bytes, max_pixels: int) -> Image.Image:
     """The image as a person would look at it: EXIF orientation applied, 8-bit RGB."""
     image = _fully_decode(_open(data, max_pixels))
-    image = ImageOps.exif_transpose(image) or image
+    if _orientation(image) != 1:
+        try:
+            image = ImageOps.exif_transpose(image) or image
+        except (OSError, ValueError, TypeError, SyntaxError):
+            pass  # malformed EXIF: analyse the pixels as stored
     return to_rgb(image)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,11 @@ SEED_LABELS: tuple[str, ...] = (
     "Rear Normal",
 )
 SEED_FOLDERS: tuple[str, ...] = ("F_Breakage", "F_Crushed", "F_Normal", "R_Breakage", "R_Crushed", "R_Normal")
+
+
+CamMethod = Literal["gradcam", "hirescam", "gradcam++"]
+CAM_METHODS: tuple[str, ...] = get_args(CamMethod)
+ARTIFACTS: tuple[str, ...] = ("overlay.jpg", "heatmap.png", "detection.jpg")  # besides the input
 
 
 class Stage(StrEnum):

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from damagelens.schemas import CamMethod
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,7 +26,10 @@ class Settings(BaseSettings):
     task_soft_time_limit_seconds: int = Field(300, ge=5, description="Soft per-task limit (raises inside the task).")
     task_time_limit_seconds: int = Field(360, ge=10, description="Hard per-task limit (the child process is killed).")
     visibility_timeout_seconds: int = Field(
-        3_600, ge=60, description="Redis broker redelivery delay for unacked tasks; must exceed the hard time limit."
+        600, ge=60, description="Redis broker redelivery delay for unacked tasks (a lost worker's task); must exceed the hard limit."
+    )
+    stage_max_attempts: int = Field(
+        3, ge=1, description="Deliveries of one stage before it fails (a crash-looping image cannot loop forever)."
     )
     task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
 
@@ -53,7 +58,7 @@ class Settings(BaseSettings):
     registry_path: Path = Field(REPO_ROOT / "shared" / "damagelens" / "registry" / "registry.yaml", description="The model registry file.")
     model_cache_dir: Path = Field(Path.home() / ".cache" / "damagelens", description="Where s3:// weights are cached.")
     device: str = Field("auto", description="`auto`, `cpu`, `cuda` or `cuda:N`; FP16 is used on CUDA.")
-    cam_method: Literal["gradcam", "hirescam", "gradcam++"] = Field("gradcam", description="Default Grad-CAM method.")
+    cam_method: CamMethod = Field("gradcam", description="Default Grad-CAM method.")
     detect_conf: float = Field(0.25, ge=0, le=1, description="Detector confidence threshold.")
     detect_imgsz: int = Field(640, ge=32, description="Detector input size.")
     worker_concurrency: int = Field(1, ge=1, description="Celery child processes per worker (each holds its own models).")
@@ -79,6 +84,11 @@ class Settings(BaseSettings):
         if v <= hard:
             raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds, or long tasks run twice")
         return v
+
+    @property
+    def stale_stage_seconds(self) -> float:
+        """After this long `running`, a stage can no longer finish: its worker and its redelivery are gone."""
+        return float(self.task_time_limit_seconds + self.visibility_timeout_seconds + 60)
 
     @property
     def effective_broker_url(self) -> str:

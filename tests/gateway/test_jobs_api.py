@@ -78,6 +78,16 @@ def test_upload_over_the_size_limit_is_413(s3_settings: Settings) -> None:
         _nothing_enqueued(client.app.state)
 
 
+def test_oversized_body_is_refused_from_its_content_length(s3_settings: Settings) -> None:
+    settings = s3_settings.model_copy(update={"max_upload_bytes": 1000})
+    with TestClient(create_app(settings)) as client:
+        body = b"x" * 200_000
+        response = client.post("/v1/jobs", content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "upload_too_large"
+        _nothing_enqueued(client.app.state)
+
+
 def test_default_limit_is_20_mb(client: TestClient) -> None:
     assert client.get("/v1/models").json()["limits"]["max_upload_bytes"] == 20 * 1024 * 1024
 
@@ -113,7 +123,7 @@ def test_health_ready_and_metrics(client: TestClient) -> None:
     assert 'damagelens_queue_depth{queue="classify"} 1.0' in text
     assert "damagelens_jobs_submitted_total 1.0" in text
     assert 'damagelens_http_requests_total{method="POST",route="/v1/jobs",status="202"} 1.0' in text
-    assert "damagelens_stage_seconds_bucket" in text
+    assert 'damagelens_stage_seconds_count{stage="classify"} 0.0' in text  # no stage has run: no worker here
 
 
 def test_sse_stream_sends_the_current_state(client: TestClient) -> None:

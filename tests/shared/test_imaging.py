@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from damagelens.imaging import ImageError, inspect_upload, load_upright_rgb
+from damagelens_gateway.errors import IMAGE_ERROR_STATUS
 from tests.support import images
+
+MAX_PIXELS = 40_000_000
 
 
 @pytest.mark.parametrize(
@@ -20,9 +24,9 @@ from tests.support import images
 )
 def test_bad_uploads_are_refused_with_a_named_reason(data: bytes, code: str, status: int) -> None:
     with pytest.raises(ImageError) as err:
-        inspect_upload(data, max_pixels=40_000_000)
+        inspect_upload(data, max_pixels=MAX_PIXELS)
     assert err.value.code == code
-    assert err.value.status == status
+    assert IMAGE_ERROR_STATUS[code] == status
     assert err.value.message
 
 
@@ -40,24 +44,39 @@ def test_bad_uploads_are_refused_with_a_named_reason(data: bytes, code: str, sta
 def test_every_mode_decodes_to_8bit_rgb(factory, content_type: str) -> None:
     data = factory()
     info = inspect_upload(data, max_pixels=40_000_000)
-    image = load_upright_rgb(data)
+    image = load_upright_rgb(data, MAX_PIXELS)
     assert info.content_type == content_type
     assert image.mode == "RGB"
     assert image.size == (info.width, info.height)
 
 
 def test_sixteen_bit_keeps_its_tonal_range() -> None:
-    image = load_upright_rgb(images.png_16bit(width=256, height=8))
+    image = load_upright_rgb(images.png_16bit(width=256, height=8), MAX_PIXELS)
     row = [image.getpixel((x, 4))[0] for x in (0, 128, 255)]
     assert row[0] < 5 and 100 < row[1] < 160 and row[2] > 250
 
 
 def test_alpha_is_composited_on_white() -> None:
-    image = load_upright_rgb(images.png_rgba(200, 160))
+    image = load_upright_rgb(images.png_rgba(200, 160), MAX_PIXELS)
     assert image.getpixel((2, 2)) == (255, 255, 255)  # fully transparent corner
 
 
 def test_exif_orientation_is_applied() -> None:
     data = images.jpeg_exif_rotated(300, 150)
     assert inspect_upload(data, max_pixels=10**8).width == 150
-    assert load_upright_rgb(data).size == (150, 300)
+    assert load_upright_rgb(data, MAX_PIXELS).size == (150, 300)
+
+
+def test_pillow_bomb_guard_is_answered_as_too_large() -> None:
+    """Far above our pixel limit, Pillow refuses to open at all; the answer must still be 422."""
+    with pytest.raises(ImageError) as err:
+        inspect_upload(images.pixel_bomb_png(side=14_000), max_pixels=10**12)
+    assert err.value.code == "image_too_large"
+
+
+def test_malformed_exif_does_not_fail_the_image() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 99  # not an orientation
+    data = images.encode(Image.new("RGB", (40, 20)), "JPEG", exif=exif.tobytes())
+    assert inspect_upload(data, MAX_PIXELS).width == 40
+    assert load_upright_rgb(data, MAX_PIXELS).size == (40, 20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from damagelens.jobs import JobMeta, JobNotFound, JobStore
@@ -48,7 +50,57 @@ def test_lifecycle_and_ttl(redis_url: str) -> None:
     assert public.results.classification.label == "Front Normal"
     assert public.error.stage == Stage.detect
     stats = store.stats()
-    assert stats["jobs:failed"] == 1 and stats["latency_count:classify"] == 1
+    assert stats.jobs_finished[Status.failed] == 1 and stats.jobs_submitted == 1
+    assert stats.stage_latency[Stage.classify].count == 1
+    assert stats.stages_finished[Stage.detect][Status.failed] == 1
+
+
+def test_finished_stages_are_never_overwritten(redis_url: str) -> None:
+    """A late redelivery cannot undo a success, and counters count each stage once."""
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    store.create(_meta("j3"))
+    done = StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())
+    assert store.set_stage("j3", Stage.classify, done, {"label": "x"})
+    assert not store.set_stage("j3", Stage.classify, StageState(status=Status.running, attempts=2, started_at=utcnow()))
+    assert not store.set_stage("j3", Stage.classify, done, {"label": "y"})
+    record = store.get("j3")
+    assert record.stages[Stage.classify].status == Status.succeeded and record.results[Stage.classify] == {"label": "x"}
+    assert store.stats().stages_finished[Stage.classify][Status.succeeded] == 1
+
+
+def test_cancel_wins_over_a_worker_that_starts_later(redis_url: str) -> None:
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    store.create(_meta("j4"))
+    store.set_stage("j4", Stage.classify, StageState(status=Status.running, attempts=1, started_at=utcnow()))
+    store.cancel("j4")
+    assert not store.set_stage("j4", Stage.detect, StageState(status=Status.running, attempts=1, started_at=utcnow()))
+    record = store.get("j4")
+    assert record.stages[Stage.detect].status == Status.canceled
+    assert record.stages[Stage.classify].status == Status.running  # a running stage finishes; its result is kept
+    assert to_public(store.get("j4")).status == Status.canceled  # canceled for the client at once
+    store.set_stage("j4", Stage.classify, StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow()))
+    assert to_public(store.get("j4")).status == Status.canceled
+    assert store.stats().jobs_finished[Status.canceled] == 1  # counted once
+
+
+def test_nothing_is_written_for_an_expired_job(redis_url: str) -> None:
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    assert not store.set_stage("gone", Stage.classify, StageState(status=Status.running))
+    assert store.client.exists(store.key("gone")) == 0
+    with pytest.raises(JobNotFound):
+        store.cancel("gone")
+
+
+def test_a_stage_that_lost_its_worker_is_reported_failed(redis_url: str) -> None:
+    store = JobStore.from_url(redis_url, ttl_seconds=120, stale_after_seconds=60)
+    store.create(_meta("j5"))
+    long_ago = utcnow() - timedelta(seconds=120)
+    store.set_stage("j5", Stage.classify, StageState(status=Status.running, attempts=1, started_at=long_ago))
+    store.set_stage("j5", Stage.detect, StageState(status=Status.running, attempts=1, started_at=utcnow()))
+    public = store.public("j5")
+    assert public.stages[Stage.classify].status == Status.failed
+    assert public.stages[Stage.classify].error.code == "stage_lost"
+    assert public.stages[Stage.detect].status == Status.running
 
 
 def test_unknown_job(redis_url: str) -> None:

@@ -31,7 +31,7 @@ def docker_available() -> bool:
 
         docker.from_env(timeout=2).ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001  (no daemon, whatever the reason)
         return False
 
 

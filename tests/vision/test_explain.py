@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from damagelens.registry import ModelEntry
-from damagelens.schemas import SEED_LABELS
-from damagelens.vision.explain import CAM_METHODS, Explainer
+from damagelens.schemas import CAM_METHODS, SEED_LABELS
+from damagelens.vision.explain import CAM_CLASSES, Explainer
 from damagelens.vision.loading import load_classifier
 
 ENTRY = ModelEntry(
@@ -25,7 +25,11 @@ def model() -> torch.nn.Module:
     return load_classifier(ENTRY.model_copy(update={"weights": None}), torch.device("cpu"))
 
 
-@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+def test_every_api_method_has_a_cam_class() -> None:
+    assert tuple(CAM_CLASSES) == CAM_METHODS
+
+
+@pytest.mark.parametrize("method", CAM_METHODS)
 def test_each_method_produces_overlay_and_heatmap(model, method: str) -> None:
     image = Image.new("RGB", (300, 200), (90, 120, 200))
     explanation, speed = Explainer(model, ENTRY, method)(image, target_index=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -20,6 +20,7 @@ from damagelens_gateway.dispatch import Dispatcher
 from damagelens_gateway.errors import install_error_handlers
 from damagelens_gateway.metrics import MetricsMiddleware, build_registry
 from damagelens_gateway.routes import compat, health, jobs, models
+from damagelens_gateway.upload_limit import UploadLimitMiddleware
 
 log = logging.getLogger(__name__)
 PURGE_INTERVAL_SECONDS = 3600
@@ -28,10 +29,12 @@ PURGE_INTERVAL_SECONDS = 3600
 async def _purge_loop(app: FastAPI) -> None:
     """Local storage has no lifecycle rules: drop job folders older than the job TTL."""
     while True:
-        with suppress(Exception):
+        try:
             removed = await asyncio.to_thread(app.state.store.purge_expired, app.state.settings.job_ttl_seconds)
             if removed:
                 log.info("purged expired job objects", extra={"jobs": removed})
+        except Exception:
+            log.exception("purging expired job objects failed; retrying in an hour")
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
@@ -53,10 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = load_registry(settings.registry_path)
     app.state.store = create_store(settings)
-    app.state.jobs = JobStore.from_url(settings.redis_url, settings.job_ttl_seconds)
+    app.state.jobs = JobStore.from_settings(settings)
     app.state.dispatcher = Dispatcher(settings)
     app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)

@@ -1,4 +1,4 @@
-"""Dependencies as `Annotated` aliases; the objects live on `app.state`, built once in the lifespan."""
+"""Dependencies as `Annotated` aliases over `app.state`, which `create_app` fills once per process."""
 
 from __future__ import annotations
 

@@ -19,6 +19,14 @@ from damagelens.storage import StorageError
 log = logging.getLogger(__name__)
 
 
+IMAGE_ERROR_STATUS: dict[str, int] = {
+    "empty_upload": 400,
+    "unsupported_media_type": 415,
+    "invalid_image": 422,
+    "image_too_large": 422,
+}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -36,7 +44,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ImageError)
     async def _image(_: Request, exc: ImageError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(IMAGE_ERROR_STATUS.get(exc.code, 422), exc.code, exc.message)
 
     @app.exception_handler(UnknownModelError)
     async def _model(_: Request, exc: UnknownModelError) -> JSONResponse:
@@ -46,7 +54,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _job(_: Request, exc: JobNotFound) -> JSONResponse:
         return error_response(404, "job_not_found", f"No job with id {exc.args[0]!r} (unknown or expired).")
 
-    @app.exception_handler(redis.RedisError)
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
     async def _redis(_: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("redis unavailable", extra={"error": str(exc)})
         return error_response(

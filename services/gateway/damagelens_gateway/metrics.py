@@ -10,8 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 
-from damagelens.jobs.store import LATENCY_BUCKETS_MS, JobStore
-from damagelens.schemas import Stage
+from damagelens.jobs.store import JobStore
 from damagelens_gateway.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ class ClusterCollector:
         try:
             stats = self.jobs.stats()
             queues = self.dispatcher.queue_lengths()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (a scrape must not fail because Redis is down)
             log.warning("metrics: redis unavailable", extra={"error": str(exc)})
             up = GaugeMetricFamily("damagelens_redis_up", "Whether Redis answered the scrape.")
             up.add_metric([], 0)
@@ -38,22 +37,26 @@ class ClusterCollector:
         up.add_metric([], 1)
         yield up
         submitted = CounterMetricFamily("damagelens_jobs_submitted", "Jobs accepted by the gateway.")
-        submitted.add_metric([], stats.get("jobs_submitted", 0))
+        submitted.add_metric([], stats.jobs_submitted)
         yield submitted
         finished = CounterMetricFamily("damagelens_jobs_finished", "Jobs that reached a terminal status.", labels=["status"])
-        for status in ("succeeded", "failed", "canceled"):
-            finished.add_metric([status], stats.get(f"jobs:{status}", 0))
+        for status, count in sorted(stats.jobs_finished.items()):
+            finished.add_metric([status.value], count)
         yield finished
+        stages = CounterMetricFamily("damagelens_stages_finished", "Stage runs that reached a terminal status.", labels=["stage", "status"])
+        for stage, by_status in stats.stages_finished.items():
+            for status, count in sorted(by_status.items()):
+                stages.add_metric([stage.value, status.value], count)
+        yield stages
         depth = GaugeMetricFamily("damagelens_queue_depth", "Tasks waiting in each stage queue.", labels=["queue"])
         for queue, length in queues.items():
             depth.add_metric([queue], length)
         yield depth
         latency = HistogramMetricFamily("damagelens_stage_seconds", "Stage run time inside the worker.", labels=["stage"])
-        for stage in Stage:
-            count = stats.get(f"latency_count:{stage.value}", 0)
-            buckets = [(f"{b / 1000:g}", stats.get(f"latency_bucket:{stage.value}:{b:g}", 0)) for b in LATENCY_BUCKETS_MS]
-            buckets.append(("+Inf", count))
-            latency.add_metric([stage.value], buckets, stats.get(f"latency_sum:{stage.value}", 0))
+        for stage, lat in stats.stage_latency.items():
+            buckets = [(f"{bound / 1000:g}", count) for bound, count in sorted(lat.buckets_ms.items())]
+            buckets.append(("+Inf", lat.count))
+            latency.add_metric([stage.value], buckets, lat.sum_seconds)
         yield latency
 
 

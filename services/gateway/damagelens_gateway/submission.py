@@ -67,10 +67,10 @@ def submit_job(
             services.dispatcher.enqueue(StageTask(job_id=job_id, stage=stage, model=entry.name, input_key=input_key, cam_method=cam_method))
     except Exception:
         # Nothing half-done survives: the client sees an error and may resubmit.
-        for cleanup in (lambda: jobs.client.delete(jobs.key(job_id)), lambda: store.delete_prefix(f"jobs/{job_id}/")):
+        for cleanup in (lambda: jobs.delete(job_id), lambda: store.delete_prefix(f"jobs/{job_id}/")):
             try:
                 cleanup()
-            except Exception:
+            except Exception:  # noqa: BLE001  (best effort; the original error is re-raised)
                 log.warning("cleanup after failed submit did not complete", extra={"job_id": job_id})
         raise
     log.info("job submitted", extra={"job_id": job_id, "model": entry.name, "tasks": [t.value for t in tasks]})

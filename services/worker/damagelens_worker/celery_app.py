@@ -41,7 +41,7 @@ def _logging(**_: object) -> None:
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
     """Load this queue's models in the child, after the fork, before it takes a task."""
-    from damagelens_worker.models import warm_up_from_env
+    from damagelens_worker.model_cache import warm_up_from_env
 
     warm_up_from_env()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from damagelens.schemas import CAM_METHODS
 from damagelens.settings import get_settings
 
 
@@ -14,7 +15,7 @@ def analyze(
     images: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="photos to analyse"),
     model: str = typer.Option(None, "--model", "-m", help="fast | accurate | registry name (default: DAMAGELENS_DEFAULT_MODEL)"),
     out: Path = typer.Option(None, "--out", "-o", help="folder for overlay, heatmap and detection images"),
-    cam_method: str = typer.Option(None, help="gradcam | hirescam | gradcam++"),
+    cam_method: str = typer.Option(None, help=f"{' | '.join(CAM_METHODS)} (default: DAMAGELENS_CAM_METHOD)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per image on stdout"),
 ) -> None:
     """Classify, explain and detect damage on each image."""

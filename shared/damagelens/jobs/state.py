@@ -80,9 +80,21 @@ def progress(stages: list[StageState]) -> float:
     return round(score / len(stages), 3)
 
 
-def to_public(record: JobRecord) -> JobPublic:
+def mark_lost(state: StageState, stale_after_seconds: float | None, now: datetime) -> StageState:
+    """A stage still `running` long after any worker could hold it (hard limit + redelivery delay)
+    lost its worker for good (e.g. a hard time-limit kill, which Celery acks): say so, never hang."""
+    if stale_after_seconds is None or state.status != Status.running or state.started_at is None:
+        return state
+    if (now - state.started_at).total_seconds() <= stale_after_seconds:
+        return state
+    message = f"no worker finished this stage within {stale_after_seconds:g}s (worker lost or hard time limit)"
+    return state.model_copy(update={"status": Status.failed, "error": ErrorInfo(code="stage_lost", message=message)})
+
+
+def to_public(record: JobRecord, stale_after_seconds: float | None = None) -> JobPublic:
     meta = record.meta
-    ordered = {stage: record.stages[stage] for stage in meta.tasks if stage in record.stages}
+    now = utcnow()
+    ordered = {stage: mark_lost(record.stages[stage], stale_after_seconds, now) for stage in meta.tasks if stage in record.stages}
     status = derive_status(list(ordered.values()), record.canceled)
     finished = [s.finished_at for s in ordered.values() if s.finished_at]
     error: ErrorInfo | None = None

@@ -1,21 +1,72 @@
-"""Redis-backed job store shared by gateway (create, read, cancel) and workers (stage updates)."""
+"""Redis-backed job store shared by gateway (create, read, cancel) and workers (stage updates).
+
+Stage writes and cancellation are Lua scripts so a worker and a cancel can never clobber each
+other: a stage that has finished (succeeded, failed, canceled) is never overwritten, and
+nothing is written for a job that has expired.
+"""
 
 from __future__ import annotations
 
 import json
 
 import redis
+from pydantic import BaseModel, Field
 
-from damagelens.jobs.state import JobMeta, JobRecord, derive_status, utcnow
-from damagelens.schemas import TERMINAL, Stage, StageState, Status
+from damagelens.jobs.state import JobMeta, JobRecord, derive_status, to_public, utcnow
+from damagelens.schemas import TERMINAL, JobPublic, Stage, StageState, Status
+from damagelens.settings import Settings
 
 KEY_PREFIX = "damagelens:job:"
 STATS_KEY = "damagelens:stats"
 LATENCY_BUCKETS_MS: tuple[float, ...] = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
+_SET_STAGE = """
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return -1 end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local status = cjson.decode(current)['status']
+  if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'updated_at', ARGV[5])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+return 1
+"""
+
+_CANCEL = """
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'canceled', '1', 'updated_at', ARGV[1])
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 6) == 'stage:' then
+    local state = cjson.decode(redis.call('HGET', KEYS[1], field))
+    if state['status'] == 'queued' then
+      state['status'] = 'canceled'
+      state['finished_at'] = ARGV[1]
+      redis.call('HSET', KEYS[1], field, cjson.encode(state))
+    end
+  end
+end
+return 1
+"""
+
 
 class JobNotFound(KeyError):
     pass
+
+
+class StageLatency(BaseModel):
+    sum_seconds: float = 0.0
+    count: int = 0
+    buckets_ms: dict[float, int] = Field(default_factory=dict, description="cumulative: runs that took ≤ bound")
+
+
+class ClusterStats(BaseModel):
+    """Counters written by every worker; the gateway exports them (workers have no scrape port)."""
+
+    jobs_submitted: int = 0
+    jobs_finished: dict[Status, int] = Field(default_factory=dict)
+    stages_finished: dict[Stage, dict[Status, int]] = Field(default_factory=dict)
+    stage_latency: dict[Stage, StageLatency] = Field(default_factory=dict)
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -23,13 +74,20 @@ def redis_client(url: str) -> redis.Redis:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, ttl_seconds: int):
+    def __init__(self, client: redis.Redis, ttl_seconds: int, stale_after_seconds: float | None = None):
         self.client = client
         self.ttl = ttl_seconds
+        self.stale_after = stale_after_seconds
+        self._set_stage = client.register_script(_SET_STAGE)
+        self._cancel = client.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str, ttl_seconds: int) -> JobStore:
-        return cls(redis_client(url), ttl_seconds)
+    def from_url(cls, url: str, ttl_seconds: int, stale_after_seconds: float | None = None) -> JobStore:
+        return cls(redis_client(url), ttl_seconds, stale_after_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        return cls.from_url(settings.redis_url, settings.job_ttl_seconds, settings.stale_stage_seconds)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -39,8 +97,7 @@ class JobStore:
         self.client.ping()
 
     def create(self, meta: JobMeta) -> None:
-        now = utcnow().isoformat()
-        fields = {"meta": meta.model_dump_json(), "updated_at": now}
+        fields = {"meta": meta.model_dump_json(), "updated_at": utcnow().isoformat()}
         for stage in meta.tasks:
             fields[f"stage:{stage.value}"] = StageState().model_dump_json()
         pipe = self.client.pipeline(transaction=True)
@@ -48,6 +105,9 @@ class JobStore:
         pipe.expire(self.key(meta.id), self.ttl)
         pipe.hincrby(STATS_KEY, "jobs_submitted", 1)
         pipe.execute()
+
+    def delete(self, job_id: str) -> None:
+        self.client.delete(self.key(job_id))
 
     def get(self, job_id: str) -> JobRecord:
         raw = self.client.hgetall(self.key(job_id))
@@ -69,38 +129,35 @@ class JobStore:
             updated_at=raw.get("updated_at") or utcnow().isoformat(),
         )
 
-    def exists(self, job_id: str) -> bool:
-        return bool(self.client.exists(self.key(job_id)))
+    def public(self, job_id: str) -> JobPublic:
+        """What clients see: stages that lost their worker for good are reported failed."""
+        return to_public(self.get(job_id), self.stale_after)
 
-    def set_stage(self, job_id: str, stage: Stage, state: StageState, result: dict | None = None) -> None:
-        """Write one stage (and its result) atomically; a redelivered stage simply overwrites."""
-        key = self.key(job_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, f"stage:{stage.value}", state.model_dump_json())
-        if result is not None:
-            pipe.hset(key, f"result:{stage.value}", json.dumps(result))
-        pipe.hset(key, "updated_at", utcnow().isoformat())
-        pipe.expire(key, self.ttl)
-        pipe.execute()
-        if state.status in TERMINAL:
+    def set_stage(self, job_id: str, stage: Stage, state: StageState, result: dict | None = None) -> bool:
+        """Write one stage (and its result) atomically; False when the stage had already finished
+        (a cancel or an earlier delivery won) or the job is gone."""
+        written = self._set_stage(
+            keys=[self.key(job_id)],
+            args=[
+                f"stage:{stage.value}",
+                state.model_dump_json(),
+                f"result:{stage.value}",
+                json.dumps(result) if result is not None else "",
+                utcnow().isoformat(),
+                self.ttl,
+            ],
+        )
+        if written == 1 and state.status in TERMINAL:
             self._record_finish(job_id, stage, state)
+        return written == 1
 
     def cancel(self, job_id: str) -> JobRecord:
-        record = self.get(job_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.key(job_id), mapping={"canceled": "1", "updated_at": utcnow().isoformat()})
-        for stage, state in record.stages.items():
-            if state.status == Status.queued:
-                pipe.hset(
-                    self.key(job_id),
-                    f"stage:{stage.value}",
-                    state.model_copy(update={"status": Status.canceled, "finished_at": utcnow()}).model_dump_json(),
-                )
-        pipe.execute()
+        if self._cancel(keys=[self.key(job_id)], args=[utcnow().isoformat()]) == -1:
+            raise JobNotFound(job_id)
+        self._finalize_if_done(job_id)
         return self.get(job_id)
 
     def _record_finish(self, job_id: str, stage: Stage, state: StageState) -> None:
-        """Cluster-wide counters the gateway exports as Prometheus metrics (workers have no scrape port)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(STATS_KEY, f"stage:{stage.value}:{state.status.value}", 1)
         if state.started_at and state.finished_at:
@@ -111,10 +168,26 @@ class JobStore:
                 if ms <= bound:
                     pipe.hincrby(STATS_KEY, f"latency_bucket:{stage.value}:{bound:g}", 1)
         pipe.execute()
+        self._finalize_if_done(job_id)
+
+    def _finalize_if_done(self, job_id: str) -> None:
+        """Count each job once, when it first reaches a terminal status."""
         record = self.get(job_id)
         status = derive_status(list(record.stages.values()), record.canceled)
         if status in TERMINAL and self.client.hsetnx(self.key(job_id), "finalized", "1"):
             self.client.hincrby(STATS_KEY, f"jobs:{status.value}", 1)
 
-    def stats(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.client.hgetall(STATS_KEY).items()}
+    def stats(self) -> ClusterStats:
+        raw = {k: float(v) for k, v in self.client.hgetall(STATS_KEY).items()}
+        stats = ClusterStats(
+            jobs_submitted=int(raw.get("jobs_submitted", 0)),
+            jobs_finished={s: int(raw.get(f"jobs:{s.value}", 0)) for s in TERMINAL},
+        )
+        for stage in Stage:
+            stats.stages_finished[stage] = {s: int(raw.get(f"stage:{stage.value}:{s.value}", 0)) for s in TERMINAL}
+            stats.stage_latency[stage] = StageLatency(
+                sum_seconds=raw.get(f"latency_sum:{stage.value}", 0.0),
+                count=int(raw.get(f"latency_count:{stage.value}", 0)),
+                buckets_ms={b: int(raw.get(f"latency_bucket:{stage.value}:{b:g}", 0)) for b in LATENCY_BUCKETS_MS},
+            )
+        return stats

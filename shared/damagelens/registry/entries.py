@@ -51,8 +51,8 @@ class ModelEntry(BaseModel):
     def _check(self) -> ModelEntry:
         if self.task == "classify" and not self.labels:
             raise ValueError(f"classifier {self.name!r} needs labels")
-        if self.weights is not None and self.weights.startswith(("s3://", "hf://")) is False and self.sha256 is None:
-            raise ValueError(f"local weights of {self.name!r} need a sha256")
+        if self.weights is not None and self.sha256 is None:
+            raise ValueError(f"weights of {self.name!r} need a sha256 (checked on every load)")
         return self
 
     def public(self) -> ModelPublic:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 from damagelens.registry.entries import ModelEntry
@@ -28,22 +30,32 @@ def _download_s3(uri: str, cache_dir: Path) -> Path:
     target = cache_dir / "s3" / bucket / key
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
-        s3_client(get_settings()).download_file(bucket, key, str(tmp))
-        tmp.replace(target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")  # concurrent downloaders never share a file
+        os.close(fd)
+        try:
+            s3_client(get_settings()).download_file(bucket, key, tmp)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     return target
 
 
 def _download_hf(uri: str) -> Path:
     """`hf://org/repo/path/in/repo.safetensors@rev`; HF_HUB_OFFLINE is honoured by huggingface_hub."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     spec, _, revision = uri.removeprefix("hf://").partition("@")
     parts = spec.split("/")
     if len(parts) < 3:
         raise WeightsError(f"hf URI needs org/repo/file: {uri}")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None))
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None))
+    except LocalEntryNotFoundError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", "")
+        hint = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else "the hub is unreachable"
+        raise WeightsError(f"cannot fetch {uri}: {hint}") from exc
 
 
 def resolve_weights(entry: ModelEntry) -> Path | None:

@@ -24,17 +24,25 @@ class LocalStore(ObjectStore):
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)  # atomic: readers never see half a file
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)  # atomic: readers never see half a file
+        except OSError as exc:  # disk full, permissions: retryable like any storage outage
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write {key}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

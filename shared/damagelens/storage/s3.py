@@ -82,7 +82,11 @@ class S3Store(ObjectStore):
         self._call(self.client.put_object, Key=key, Body=data, ContentType=content_type or guess_content_type(key))
 
     def get(self, key: str) -> bytes:
-        return self._call(self.client.get_object, Key=key)["Body"].read()
+        body = self._call(self.client.get_object, Key=key)["Body"]
+        try:
+            return body.read()
+        except BotoCoreError as exc:  # the connection can drop mid-body
+            raise StorageError(f"reading {key} failed: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         try:

@@ -17,7 +17,7 @@ from damagelens.registry import ModelEntry
 from damagelens.vision.preprocess import to_input_tensor
 from damagelens.vision.timing import StageTimer
 
-CAM_METHODS = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus}
+CAM_CLASSES = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus}
 MAX_OUTPUT_SIDE = 1280
 
 
@@ -45,8 +45,8 @@ class Explainer:
     """Grad-CAM runs in float32 (FP16 gradients are unstable); the model is cast once here."""
 
     def __init__(self, model: nn.Module, entry: ModelEntry, method: str = "gradcam"):
-        if method not in CAM_METHODS:
-            raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(CAM_METHODS)}")
+        if method not in CAM_CLASSES:
+            raise ValueError(f"unknown CAM method {method!r}; choose from {sorted(CAM_CLASSES)}")
         if not entry.cam_target_layer:
             raise ValueError(f"model {entry.name!r} declares no cam_target_layer")
         self.entry = entry
@@ -63,7 +63,7 @@ class Explainer:
             if target_index is None:
                 with torch.no_grad():
                     target_index = int(self.model(batch).argmax(dim=1).item())
-            with CAM_METHODS[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
+            with CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
                 grayscale = cam(input_tensor=batch, targets=[ClassifierOutputTarget(target_index)])[0]
         with timer("postprocess"):
             scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))

@@ -6,13 +6,12 @@ import asyncio
 import time
 from typing import Literal
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from damagelens.jobs.state import to_public
 from damagelens.schemas import JobPublic, Stage, Status
 from damagelens_gateway.deps import Services, ServicesDep
-from damagelens_gateway.errors import ApiError
+from damagelens_gateway.errors import IMAGE_ERROR_STATUS, ApiError
 from damagelens_gateway.routes.jobs import read_upload
 from damagelens_gateway.submission import submit_job
 
@@ -27,13 +26,13 @@ async def run_and_wait(services: Services, upload: Upload, alias: Upload, model:
     job_id = await run_in_threadpool(submit_job, data=data, filename=filename, model=model, tasks=[stage], services=services)
     deadline = time.monotonic() + services.settings.compat_timeout_seconds
     while True:
-        job = to_public(await run_in_threadpool(services.jobs.get, job_id))
+        job = await run_in_threadpool(services.jobs.public, job_id)
         if job.status == Status.succeeded:
             return job
         if job.status in (Status.failed, Status.canceled):
             err = job.error
             raise ApiError(
-                422 if err and err.code in ("invalid_image", "image_too_large") else 500,
+                IMAGE_ERROR_STATUS.get(err.code, 500) if err else 500,
                 err.code if err else "job_failed",
                 f"{err.message if err else 'The job did not succeed.'} (job {job_id})",
             )
@@ -65,10 +64,12 @@ async def predict_fusion(services: ServicesDep, image: Upload = File(None), file
 @router.post("/predict", operation_id="compat-gradcam")
 async def predict_gradcam(
     services: ServicesDep,
-    mode: Literal["resnet", "fusion"] = Query("fusion"),
+    mode: Literal["resnet", "fusion"] | None = Query(None),
+    mode_field: Literal["resnet", "fusion"] | None = Form(None, alias="mode", description="the seed also sent mode in the form"),
     file: Upload = File(None),
     image: Upload = File(None),
 ) -> dict:
+    mode = mode or mode_field or "fusion"
     job = await run_and_wait(services, file, image, MODE_TO_MODEL[mode], Stage.explain)
     viz = job.results.explanation.overlay_url
     return {

@@ -24,7 +24,7 @@ async def readyz(jobs: JobsDep, store: StoreDep) -> JSONResponse:
         try:
             await run_in_threadpool(probe)
             checks[name] = "ok"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (any failure means not ready)
             checks[name] = f"unavailable: {exc}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from damagelens.jobs.state import links, to_public
-from damagelens.schemas import TERMINAL, JobAccepted, JobPublic, Status
+from damagelens.jobs.state import links
+from damagelens.schemas import ARTIFACTS, CAM_METHODS, TERMINAL, JobAccepted, JobPublic, Status
 from damagelens.storage import ObjectNotFound, job_key
 from damagelens.storage.base import guess_content_type
 from damagelens_gateway.deps import JobsDep, ServicesDep, SettingsDep, StoreDep
@@ -18,7 +18,6 @@ from damagelens_gateway.errors import ApiError
 from damagelens_gateway.submission import parse_tasks, submit_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-ARTIFACTS = {"overlay.jpg", "heatmap.png", "detection.jpg"}
 SSE_POLL_SECONDS = 0.4
 SSE_HEARTBEAT_SECONDS = 15.0
 
@@ -42,8 +41,8 @@ async def create_job(
     tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
 ) -> Response:
-    if cam_method is not None and cam_method not in ("gradcam", "hirescam", "gradcam++"):
-        raise ApiError(422, "unknown_cam_method", "cam_method must be one of gradcam, hirescam, gradcam++.")
+    if cam_method is not None and cam_method not in CAM_METHODS:
+        raise ApiError(422, "unknown_cam_method", f"cam_method must be one of {', '.join(CAM_METHODS)}.")
     data, filename = await read_upload(image, file, services.settings.max_upload_bytes)
     job_id = await run_in_threadpool(
         submit_job, data=data, filename=filename, model=model, tasks=parse_tasks(tasks), services=services, cam_method=cam_method
@@ -54,20 +53,21 @@ async def create_job(
 
 @router.get("/{job_id}", response_model=JobPublic, operation_id="jobs-read")
 def read_job(job_id: str, jobs: JobsDep) -> JobPublic:
-    return to_public(jobs.get(job_id))
+    return jobs.public(job_id)
 
 
 @router.delete("/{job_id}", response_model=JobPublic, operation_id="jobs-cancel")
 def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
-    public = to_public(jobs.get(job_id))
+    public = jobs.public(job_id)
     if public.status in TERMINAL:
         return public
-    return to_public(jobs.cancel(job_id))
+    jobs.cancel(job_id)
+    return jobs.public(job_id)
 
 
 @router.get("/{job_id}/events", operation_id="jobs-events")
 async def job_events(job_id: str, request: Request, jobs: JobsDep) -> StreamingResponse:
-    first = to_public(await run_in_threadpool(jobs.get, job_id))  # 404 before the stream starts
+    first = await run_in_threadpool(jobs.public, job_id)  # 404 before the stream starts
 
     async def stream():
         last = None
@@ -86,8 +86,8 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep) -> StreamingR
             await asyncio.sleep(SSE_POLL_SECONDS)
             idle += SSE_POLL_SECONDS
             try:
-                current = to_public(await run_in_threadpool(jobs.get, job_id))
-            except Exception as exc:
+                current = await run_in_threadpool(jobs.public, job_id)
+            except Exception as exc:  # noqa: BLE001  (tell the client, then end the stream)
                 yield f"event: error\ndata: {json.dumps({'code': 'stream_error', 'message': str(exc)})}\n\n"
                 return
 
@@ -102,8 +102,8 @@ def read_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep, settin
     elif name in ARTIFACTS:
         key, media_type = job_key(job_id, name), guess_content_type(name)
     else:
-        raise ApiError(404, "artifact_not_found", f"Unknown artifact {name!r}; known: input, {', '.join(sorted(ARTIFACTS))}.")
-    if settings.s3_public_url:
+        raise ApiError(404, "artifact_not_found", f"Unknown artifact {name!r}; known: input, {', '.join(ARTIFACTS)}.")
+    if settings.s3_public_url and store.exists(key):
         url = store.presign(key)
         if url:
             return RedirectResponse(url, status_code=307)

@@ -6,7 +6,7 @@ from PIL import Image
 
 from damagelens.schemas import Stage, StageTask
 from damagelens.tasks import TASK_NAMES
-from damagelens_worker import models
+from damagelens_worker import model_cache
 from damagelens_worker.celery_app import app
 from damagelens_worker.runner import TASK_OPTIONS, StageOutput, run_stage
 
@@ -14,7 +14,7 @@ from damagelens_worker.runner import TASK_OPTIONS, StageOutput, run_stage
 def classify(payload: StageTask, image: Image.Image) -> StageOutput:
     from damagelens.vision.classify import classify_image
 
-    entry, model = models.classifier(payload.model)
+    entry, model = model_cache.classifier(payload.model)
     result, speed = classify_image(model, entry, image)
     return StageOutput(result=result.model_dump(), speed_ms=speed)
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from damagelens.schemas import DetectResult, Stage, StageTask
 from damagelens.tasks import TASK_NAMES
-from damagelens_worker import models
+from damagelens_worker import model_cache
 from damagelens_worker.celery_app import app
 from damagelens_worker.runner import TASK_OPTIONS, StageOutput, artifact_url, run_stage
 
@@ -14,7 +14,7 @@ from damagelens_worker.runner import TASK_OPTIONS, StageOutput, artifact_url, ru
 def detect(payload: StageTask, image: Image.Image) -> StageOutput:
     from damagelens.vision.detector import draw_detections, to_jpeg
 
-    detector = models.detector()
+    detector = model_cache.detector()
     detections, speed = detector(image)
     result = DetectResult(
         detections=detections,

@@ -7,14 +7,14 @@ from PIL import Image
 from damagelens.schemas import ExplainResult, Stage, StageTask
 from damagelens.settings import get_settings
 from damagelens.tasks import TASK_NAMES
-from damagelens_worker import models
+from damagelens_worker import model_cache
 from damagelens_worker.celery_app import app
 from damagelens_worker.runner import TASK_OPTIONS, StageOutput, artifact_url, run_stage
 
 
 def explain(payload: StageTask, image: Image.Image) -> StageOutput:
     method = payload.cam_method or get_settings().cam_method
-    explainer = models.explainer(payload.model, method)
+    explainer = model_cache.explainer(payload.model, method)
     explanation, speed = explainer(image)
     result = ExplainResult(
         method=explanation.method,

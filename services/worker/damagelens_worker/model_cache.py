@@ -40,14 +40,25 @@ def classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
         return entry, load_classifier(entry, device())
 
 
-@lru_cache(maxsize=16)
-def explainer(name: str, method: str):
-    from damagelens.vision.explain import Explainer
+@lru_cache(maxsize=4)
+def float_classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
+    """A float32 copy for Grad-CAM (FP16 gradients are unstable); on CPU it is the only copy loaded."""
     from damagelens.vision.loading import load_classifier
 
     entry = registry().get(name, task="classify")
-    with _lock:  # its own float32 copy: Grad-CAM needs gradients, the classify copy may be FP16
-        return Explainer(load_classifier(entry, device(), half=False), entry, method)
+    if device().type == "cpu":
+        return classifier(name)
+    with _lock:
+        return entry, load_classifier(entry, device(), half=False)
+
+
+@lru_cache(maxsize=16)
+def explainer(name: str, method: str):
+    """One Explainer per (model, CAM method), all sharing the model's float32 weights."""
+    from damagelens.vision.explain import Explainer
+
+    entry, model = float_classifier(name)
+    return Explainer(model, entry, method)
 
 
 @lru_cache(maxsize=2)

@@ -1,0 +1,144 @@
+"""`run_stage` against a real Redis and a local store: state transitions, retries, poison input, skips.
+
+The Celery task object is replaced by a small double exposing only the retry bookkeeping
+(`request.retries`, `max_retries`, `retry`) — the framework edge; the real worker processes are
+exercised in tests/e2e.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from damagelens.jobs import JobMeta
+from damagelens.jobs.state import utcnow
+from damagelens.schemas import Stage, StageState, StageTask, Status
+from damagelens.settings import get_settings
+from damagelens.storage import StorageError, job_key
+from damagelens_worker import runner
+from tests.support import images
+
+pytestmark = pytest.mark.integration
+
+
+class RetryRequested(Exception):
+    pass
+
+
+class TaskDouble:
+    def __init__(self, retries: int = 0, max_retries: int = 3):
+        self.request = SimpleNamespace(retries=retries)
+        self.max_retries = max_retries
+        self.countdowns: list[float] = []
+
+    def retry(self, exc: BaseException, countdown: float) -> RetryRequested:
+        self.countdowns.append(countdown)
+        return RetryRequested(str(exc))
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path, monkeypatch) -> Iterator[None]:
+    monkeypatch.setenv("DAMAGELENS_REDIS_URL", redis_url)
+    monkeypatch.setenv("DAMAGELENS_STORAGE_BACKEND", "local")
+    monkeypatch.setenv("DAMAGELENS_STORAGE_DIR", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    runner.job_store.cache_clear()
+    runner.object_store.cache_clear()
+    yield
+    runner.job_store.cache_clear()
+    runner.object_store.cache_clear()
+
+
+def _job(job_id: str, data: bytes) -> dict:
+    key = job_key(job_id, "input.jpg")
+    runner.object_store().put(key, data)
+    runner.job_store().create(
+        JobMeta(
+            id=job_id,
+            model="fast",
+            tasks=[Stage.classify],
+            created_at=utcnow(),
+            input_key=key,
+            filename="c.jpg",
+            content_type="image/jpeg",
+            width=1,
+            height=1,
+        )
+    )
+    return StageTask(job_id=job_id, stage=Stage.classify, model="fast", input_key=key).model_dump(mode="json")
+
+
+def _ok(payload: StageTask, image: Image.Image) -> runner.StageOutput:
+    return runner.StageOutput(result={"size": list(image.size)}, artifacts={"out.png": (b"png", "image/png")}, speed_ms={"inference": 1.0})
+
+
+def _stage(job_id: str) -> StageState:
+    return runner.job_store().get(job_id).stages[Stage.classify]
+
+
+def test_success_writes_result_artifacts_and_state(env) -> None:
+    payload = _job("ok", images.jpeg_exif_rotated(300, 150))
+    assert runner.run_stage(TaskDouble(), payload, _ok) == {"status": "succeeded"}
+    record = runner.job_store().get("ok")
+    assert record.results[Stage.classify] == {"size": [150, 300]}  # the work function saw the upright image
+    assert record.stages[Stage.classify].status == Status.succeeded and record.stages[Stage.classify].attempts == 1
+    assert runner.object_store().get("jobs/ok/out.png") == b"png"
+    assert runner.run_stage(TaskDouble(), payload, _ok) == {"skipped": "succeeded"}  # duplicate delivery
+
+
+def test_poison_input_fails_with_its_code_and_is_not_retried(env) -> None:
+    task = TaskDouble()
+    assert runner.run_stage(task, _job("bad", images.truncated_jpeg()), _ok) == {"failed": "invalid_image"}
+    assert _stage("bad").status == Status.failed and _stage("bad").error.code == "invalid_image"
+    assert task.countdowns == []
+
+
+def test_a_crashing_model_is_reported_not_silent(env) -> None:
+    def boom(payload, image):
+        raise RuntimeError("CUDA out of memory")
+
+    assert runner.run_stage(TaskDouble(), _job("crash", images.jpeg()), boom) == {"failed": "internal_error"}
+    assert "CUDA out of memory" in _stage("crash").error.message
+
+
+def test_transient_errors_retry_with_backoff_then_fail(env) -> None:
+    def flaky(payload, image):
+        raise StorageError("connection reset")
+
+    payload = _job("flaky", images.jpeg())
+    task = TaskDouble(retries=1, max_retries=3)
+    with pytest.raises(RetryRequested):
+        runner.run_stage(task, payload, flaky)
+    assert 0 < task.countdowns[0] <= 2.0
+    assert _stage("flaky").status == Status.running  # progress never goes backwards
+    assert runner.run_stage(TaskDouble(retries=3, max_retries=3), payload, flaky) == {"failed": "transient_error"}
+    assert _stage("flaky").error.code == "transient_error"
+
+
+def test_redis_down_before_the_stage_starts_is_retried_not_lost(env, monkeypatch) -> None:
+    monkeypatch.setenv("DAMAGELENS_REDIS_URL", "redis://127.0.0.1:9/0")
+    get_settings.cache_clear()
+    runner.job_store.cache_clear()
+    payload = StageTask(job_id="x", stage=Stage.classify, model="fast", input_key="jobs/x/input.jpg").model_dump(mode="json")
+    with pytest.raises(RetryRequested):
+        runner.run_stage(TaskDouble(), payload, _ok)
+
+
+def test_too_many_deliveries_fail_the_stage(env) -> None:
+    payload = _job("loop", images.jpeg())
+    runner.job_store().set_stage("loop", Stage.classify, StageState(status=Status.running, attempts=3, started_at=utcnow()))
+    assert runner.run_stage(TaskDouble(), payload, _ok) == {"failed": "worker_lost"}
+    assert _stage("loop").status == Status.failed
+
+
+def test_canceled_and_expired_jobs_are_skipped(env) -> None:
+    payload = _job("cancel", images.jpeg())
+    runner.job_store().cancel("cancel")
+    assert runner.run_stage(TaskDouble(), payload, _ok) == {"skipped": "canceled"}
+    assert not runner.object_store().exists("jobs/cancel/out.png")
+    gone = {**payload, "job_id": "gone"}
+    assert runner.run_stage(TaskDouble(), gone, _ok) == {"skipped": "job_not_found"}

@@ -50,7 +50,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours: same answer
         raise ImageError("image_too_large", f"The image is too large to decode safely: {exc}") from None
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, ImportError):
+        # ImportError: once `ultralytics` is imported it patches Image.open to fetch a HEIF plugin on
+        # unidentified files, which fails offline; the answer is the same, not an image we accept.
         raise ImageError(
             "unsupported_media_type",
             "The upload is not a recognised image (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF).",

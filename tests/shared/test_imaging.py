@@ -80,3 +80,12 @@ def test_malformed_exif_does_not_fail_the_image() -> None:
     data = images.encode(Image.new("RGB", (40, 20)), "JPEG", exif=exif.tobytes())
     assert inspect_upload(data, MAX_PIXELS).width == 40
     assert load_upright_rgb(data, MAX_PIXELS).size == (40, 20)
+
+
+def test_non_images_are_refused_even_after_ultralytics_patches_pillow() -> None:
+    """Ultralytics replaces Image.open with a version that tries to install a HEIF plugin offline."""
+    import ultralytics  # noqa: F401  (the patch is applied on import)
+
+    with pytest.raises(ImageError) as err:
+        inspect_upload(b"%PDF-1.4 not an image", MAX_PIXELS)
+    assert err.value.code == "unsupported_media_type"

@@ -22,5 +22,6 @@ if importlib.util.find_spec("damagelens.cli.models") is not None:
 if _models is not None:
     _models.register(app)
 
+
 def main() -> None:
     app()

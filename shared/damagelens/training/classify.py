@@ -1,0 +1,371 @@
+"""Classifier training on cached stem activations (cheap on CPU), cross-validation and final fit.
+
+Each photo is passed once through the frozen stem of the model for V views (the service's own
+eval view, its mirror for TTA, and V-2 random augmentations); the activations are cached
+(FP16, on disk). Training then runs only the tail (last backbone stages + head) on the cache:
+AdamW with per-group learning rates, label smoothing, warm-up + cosine, class-balanced
+sampling, optional early stopping, optional TTA, resumable checkpoints and a JSONL metric log.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from damagelens.registry import ModelEntry
+from damagelens.training.augment import eval_view, train_transform, train_view
+from damagelens.training.data import ImageRecord, load_rgb, stratified_kfold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    lr_head: float = 2e-3
+    lr_backbone: float = 3e-4  # 0 freezes the tail (a linear/MLP probe on cached features)
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    aux_weight: float = 0.5  # view/condition marginal losses (structured heads)
+    warmup_epochs: float = 2.0
+    balanced: bool = True
+    tta: bool = True
+    patience: int = 0  # early stopping on the monitor set's loss; 0 = off
+    n_aug: int = 10
+    aug_strength: str = "medium"
+    seed: int = 0
+    mixup: float = 0.0
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- stem cache
+
+
+def _cache_key(entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig) -> str:
+    h = hashlib.sha256()
+    key = [entry.architecture, entry.options, entry.input_size, entry.mean, entry.std, cfg.n_aug, cfg.aug_strength, cfg.seed]
+    h.update(json.dumps(key, sort_keys=True, default=str).encode())
+    for r in records:
+        h.update(r.sha256.encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def build_stem_cache(
+    model: nn.Module, entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig, cache_dir: Path | None = None, batch: int = 16
+) -> list[torch.Tensor]:
+    """Returns one FP16 tensor per stem output, shaped [N, V, C, H, W]; view 0 = eval, 1 = mirrored eval."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"stem-{entry.name}-{_cache_key(entry, records, cfg)}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
+    model.eval()
+    size, mean, std = entry.input_size, entry.mean, entry.std
+    tf = train_transform(size, cfg.aug_strength)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    outs: list[list[torch.Tensor]] | None = None
+    for rec in tqdm(records, desc=f"stem cache {entry.name}", leave=False):
+        image = load_rgb(rec.path)
+        views = [eval_view(image, size, mean, std), eval_view(image, size, mean, std, flip=True)]
+        views += [train_view(image, size, mean, std, tf) for _ in range(cfg.n_aug)]
+        x = torch.stack(views)
+        parts = [model.stem(x[i : i + batch]) for i in range(0, len(x), batch)]
+        per_out = [torch.cat([p[k] for p in parts]).half() for k in range(len(parts[0]))]
+        if outs is None:
+            outs = [[] for _ in per_out]
+        for k, t in enumerate(per_out):
+            outs[k].append(t)
+    cache = [torch.stack(o) for o in outs]  # type: ignore[union-attr]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(cache, path)
+    return cache
+
+
+# ---------------------------------------------------------------- losses and schedule
+
+
+def grouped_log_probs(logits: torch.Tensor, n_views: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """View and condition marginals of a view-major 6-way softmax."""
+    logp = logits.log_softmax(1).view(logits.shape[0], n_views, -1)
+    return torch.logsumexp(logp, 2), torch.logsumexp(logp, 1)
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, structured: bool) -> torch.Tensor:
+    loss = nn.functional.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    if structured and cfg.aux_weight > 0:
+        lv, lc = grouped_log_probs(logits)
+        loss = loss + cfg.aux_weight * (nn.functional.nll_loss(lv, y // 3) + nn.functional.nll_loss(lc, y % 3))
+    return loss
+
+
+def lr_lambda(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# ---------------------------------------------------------------- fit / predict
+
+
+def _is_structured(model: nn.Module) -> bool:
+    from damagelens.vision.architectures.lite import StructuredHead
+
+    return isinstance(getattr(model, "head", None), StructuredHead)
+
+
+def _select(cache: list[torch.Tensor], idx: torch.Tensor, views: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tuple(c[idx, views].float() for c in cache)
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """Backbone BN statistics stay frozen (ImageNet running stats); only the head uses dropout."""
+    model.eval()
+    model.head.train()
+
+
+@torch.no_grad()
+def predict_cached(model: nn.Module, cache: list[torch.Tensor], idx, tta: bool = True, batch: int = 64) -> torch.Tensor:
+    """Softmax probabilities from the eval view (and its mirror with TTA)."""
+    model.eval()
+    idx = torch.as_tensor(idx)
+    probs = []
+    for i in range(0, len(idx), batch):
+        b = idx[i : i + batch]
+        p = model.tail(_select(cache, b, torch.zeros(len(b), dtype=torch.long))).softmax(1)
+        if tta:
+            p = (p + model.tail(_select(cache, b, torch.ones(len(b), dtype=torch.long))).softmax(1)) / 2
+        probs.append(p)
+    return torch.cat(probs) if probs else torch.zeros(0, 6)
+
+
+def fit(
+    model: nn.Module,
+    cache: list[torch.Tensor],
+    labels: np.ndarray,
+    train_idx,
+    cfg: TrainConfig,
+    monitor_idx=None,
+    out_dir: Path | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present."""
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    structured = _is_structured(model)
+    y_all = torch.as_tensor(labels, dtype=torch.long)
+    train_idx = np.asarray(train_idx)
+    for p in model.parameters():
+        p.requires_grad = False
+    head_params = list(model.head.parameters())
+    tail_params = [p for m in model.tail_modules() for p in m.parameters()] if cfg.lr_backbone > 0 else []
+    for p in head_params + tail_params:
+        p.requires_grad = True
+    groups = [{"params": head_params, "lr": cfg.lr_head}]
+    if tail_params:
+        groups.append({"params": tail_params, "lr": cfg.lr_backbone})
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, int(cfg.warmup_epochs * steps_per_epoch)))
+
+    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
+    weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if cfg.balanced else np.ones(len(train_idx))
+    weights = weights / weights.sum()
+    n_views = cache[0].shape[1]
+
+    result = FitResult()
+    start_epoch, best_loss, best_state, bad = 0, float("inf"), None, 0
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    ckpt_path = Path(out_dir) / "checkpoint.pt" if out_dir else None
+    log_path = Path(out_dir) / "metrics.jsonl" if out_dir else None
+    if ckpt_path and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch, best_loss, best_state, bad = ck["epoch"] + 1, ck["best_loss"], ck["best_state"], ck["bad"]
+        result.history = ck["history"]
+        rng = np.random.default_rng(cfg.seed + start_epoch)
+        torch.manual_seed(cfg.seed + start_epoch)
+
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=desc, leave=False)
+    for epoch in bar:
+        set_train_mode(model)
+        order = rng.choice(train_idx, size=len(train_idx), replace=True, p=weights) if cfg.balanced else rng.permutation(train_idx)
+        running, seen = 0.0, 0
+        for s in range(0, len(order), cfg.batch_size):
+            b = torch.as_tensor(order[s : s + cfg.batch_size])
+            views = torch.as_tensor(rng.integers(0, n_views, size=len(b)))  # eval, mirror and augmented views
+            x, y = _select(cache, b, views), y_all[b]
+            if cfg.mixup > 0:
+                lam = float(rng.beta(cfg.mixup, cfg.mixup))
+                perm = torch.randperm(len(b))
+                feats = model.features(x)
+                feats = lam * feats + (1 - lam) * feats[perm]
+                logits = model.head(feats)
+                loss = lam * loss_fn(logits, y, cfg, structured) + (1 - lam) * loss_fn(logits, y[perm], cfg, structured)
+            else:
+                logits = model.tail(x)
+                loss = loss_fn(logits, y, cfg, structured)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += float(loss.detach()) * len(b)
+            seen += len(b)
+        row = {"epoch": epoch + 1, "train_loss": round(running / max(1, seen), 4), "lr_head": opt.param_groups[0]["lr"]}
+        if monitor_idx is not None and len(monitor_idx):
+            probs = predict_cached(model, cache, monitor_idx, tta=cfg.tta)
+            ym = y_all[torch.as_tensor(monitor_idx)]
+            row["monitor_loss"] = round(float(nn.functional.nll_loss(probs.clamp_min(1e-8).log(), ym)), 4)
+            row["monitor_acc"] = round(float((probs.argmax(1) == ym).float().mean()), 4)
+            if cfg.patience:
+                if row["monitor_loss"] < best_loss - 1e-4:
+                    best_loss, bad, result.best_epoch = row["monitor_loss"], 0, epoch + 1
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+        result.history.append(row)
+        bar.set_postfix({k: v for k, v in row.items() if k != "epoch"})
+        if log_path:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"run": desc, **row}) + "\n")
+        if ckpt_path:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "epoch": epoch,
+                    "best_loss": best_loss,
+                    "best_state": best_state,
+                    "bad": bad,
+                    "history": result.history,
+                },
+                ckpt_path,
+            )
+        if cfg.patience and bad >= cfg.patience:
+            break
+    if cfg.patience and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        result.best_epoch = len(result.history)
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------- metrics and CV
+
+
+def classification_metrics(y_true, y_pred, labels: tuple[str, ...]) -> dict:
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
+    return {
+        "n": len(y_true),
+        "accuracy": round(float((y_true == y_pred).mean()) if len(y_true) else 0.0, 4),
+        "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0)), 4),
+        "view_accuracy": round(float((y_true // 3 == y_pred // 3).mean()) if len(y_true) else 0.0, 4),
+        "condition_accuracy": round(float((y_true % 3 == y_pred % 3).mean()) if len(y_true) else 0.0, 4),
+        "confusion": cm.tolist(),
+        "labels": list(labels),
+    }
+
+
+def cross_validate(
+    entry: ModelEntry,
+    records: list[ImageRecord],
+    cfg: TrainConfig,
+    folds: int = 5,
+    cache_dir: Path | None = None,
+    out_dir: Path | None = None,
+    fold_seed: int = 0,
+    pretrained: bool = True,
+) -> dict:
+    """Stratified k-fold; the model is rebuilt from the pretrained state for every fold."""
+    from damagelens.vision.architectures import build_architecture
+
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
+    init_state = copy.deepcopy(model.state_dict())
+    cache = build_stem_cache(model, entry, records, cfg, cache_dir)
+    cache_s = time.perf_counter() - started
+    labels = np.array([r.label for r in records])
+    oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
+    fold_metrics = []
+    for k, (tr, va) in enumerate(stratified_kfold(labels, folds, fold_seed)):
+        model.load_state_dict(init_state)
+        torch.manual_seed(cfg.seed + k)
+        _reinit_head(model, cfg.seed + k)
+        fdir = Path(out_dir) / f"fold{k}" if out_dir else None
+        if fdir:
+            fdir.mkdir(parents=True, exist_ok=True)
+        monitor = va if cfg.patience else None  # early stopping on the val fold would bias CV: off by default
+        fit(model, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}")
+        probs = predict_cached(model, cache, va, tta=cfg.tta).numpy()
+        oof[va] = probs
+        fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
+        fold_metrics.append({k2: fm[k2] for k2 in ("n", "accuracy", "macro_f1")})
+        log.info("fold %d: %s", k, fold_metrics[-1])
+    metrics = classification_metrics(labels, oof.argmax(1), entry.labels)
+    metrics["folds"] = fold_metrics
+    metrics["fold_accuracy_std"] = round(float(np.std([f["accuracy"] for f in fold_metrics])), 4)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    metrics["cache_seconds"] = round(cache_s, 1)
+    metrics["config"] = asdict(cfg)
+    metrics["oof_probs"] = oof.round(4).tolist()
+    return metrics
+
+
+def _reinit_head(model: nn.Module, seed: int) -> None:
+    torch.manual_seed(seed)
+    for m in model.head.modules():
+        if isinstance(m, (nn.Linear, nn.LayerNorm)):
+            m.reset_parameters()
+
+
+def final_fit(
+    entry: ModelEntry,
+    records: list[ImageRecord],
+    cfg: TrainConfig,
+    cache_dir: Path | None = None,
+    out_dir: Path | None = None,
+    pretrained: bool = True,
+) -> tuple[nn.Module, FitResult]:
+    from damagelens.vision.architectures import build_architecture
+
+    torch.manual_seed(cfg.seed)
+    model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
+    cache = build_stem_cache(model, entry, records, cfg, cache_dir)
+    labels = np.array([r.label for r in records])
+    _reinit_head(model, cfg.seed)
+    res = fit(model, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final")
+    return model.eval(), res

@@ -64,10 +64,10 @@ def main() -> None:
                     model(x)
 
         else:
+            from damagelens.offline import ensure_offline_env
             from damagelens.registry.weights import resolve_weights
-            from damagelens.training import offline_env
 
-            offline_env()
+            ensure_offline_env()
             from ultralytics import YOLO
 
             yolo = YOLO(str(resolve_weights(entry)), task="detect")

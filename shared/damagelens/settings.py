@@ -62,7 +62,11 @@ class Settings(BaseSettings):
     detect_conf: float = Field(0.25, ge=0, le=1, description="Detector confidence threshold.")
     detect_imgsz: int = Field(640, ge=32, description="Detector input size.")
     worker_concurrency: int = Field(1, ge=1, description="Celery child processes per worker (each holds its own models).")
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads per worker process; 0 = torch default.")
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="torch threads per worker child; 1 avoids oversubscription when workers share cores (0 = torch default).",
+    )
 
     # data and logs
     data_dir: Path = Field(REPO_ROOT.parent / "shared" / "data", description="Read-only photos for training, evaluation and tests.")

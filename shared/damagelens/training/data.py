@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+
+from damagelens.imaging import ImageError, load_upright_rgb
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,10 @@ def data_dir() -> Path:
 
 
 def load_rgb(path: Path | str) -> Image.Image:
-    """Decode, apply the EXIF orientation, convert to RGB."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return im.convert("RGB")
+    """The service's own decoding (EXIF orientation, alpha, 16-bit, CMYK), so training sees what serving sees."""
+    from damagelens.settings import get_settings
+
+    return load_upright_rgb(Path(path).read_bytes(), get_settings().max_pixels)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _probe(path: Path) -> tuple[int, int] | None:
         im = load_rgb(path)
         im.load()
         return im.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (ImageError, OSError):
         return None
 
 

@@ -80,6 +80,19 @@ export function useJob(id: string | null, options: UseJobOptions = {}): UseJobSt
       return changed;
     };
 
+    /** Records a fetch error; false when polling should end (aborted, or the job is gone). */
+    const reportError = (err: unknown): boolean => {
+      const e = toApiError(err);
+      if (e.code === 'aborted') return false;
+      setError(e);
+      if (e.code === 'job_not_found') {
+        stop();
+        setTransport('done');
+        return false;
+      }
+      return true;
+    };
+
     const startPolling = () => {
       es?.close();
       es = null;
@@ -96,15 +109,7 @@ export function useJob(id: string | null, options: UseJobOptions = {}): UseJobSt
           if (stopped) return;
           delay = changed ? pollInitialMs : Math.min(pollMaxMs, delay * 2);
         } catch (err) {
-          if (stopped) return;
-          const e = toApiError(err);
-          if (e.code === 'aborted') return;
-          setError(e);
-          if (e.code === 'job_not_found') {
-            stop();
-            setTransport('done');
-            return;
-          }
+          if (stopped || !reportError(err)) return;
           delay = Math.min(pollMaxMs, delay * 2);
         }
         timer = setTimeout(tick, delay);
@@ -149,14 +154,7 @@ export function useJob(id: string | null, options: UseJobOptions = {}): UseJobSt
           if (!stopped) startPolling();
         },
         (err) => {
-          if (stopped) return;
-          const e = toApiError(err);
-          if (e.code === 'aborted') return;
-          setError(e);
-          if (e.code === 'job_not_found') {
-            stop();
-            setTransport('done');
-          } else startPolling();
+          if (!stopped && reportError(err)) startPolling();
         },
       );
     }

@@ -127,8 +127,4 @@ def _fail_quietly(payload: StageTask, code: str, message: str) -> dict:
         return {"failed": code}
 
 
-def artifact_url(job_id: str, name: str) -> str:
-    return f"/v1/jobs/{job_id}/artifacts/{name}"
-
-
 TASK_OPTIONS = {"bind": True, "max_retries": get_settings().task_max_retries}

@@ -53,9 +53,13 @@ class JobRecord(BaseModel):
     updated_at: datetime
 
 
+def artifact_url(job_id: str, name: str) -> str:
+    return f"/v1/jobs/{job_id}/artifacts/{name}"
+
+
 def links(job_id: str) -> JobLinks:
     base = f"/v1/jobs/{job_id}"
-    return JobLinks(self=base, events=f"{base}/events", input=f"{base}/artifacts/input")
+    return JobLinks(self=base, events=f"{base}/events", input=artifact_url(job_id, "input"))
 
 
 def derive_status(stages: list[StageState], canceled: bool) -> Status:

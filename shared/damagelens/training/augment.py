@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
 
-
-def normalise(image: Image.Image, mean, std) -> torch.Tensor:
-    array = (np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+from damagelens.vision.preprocess import normalise, square_resize
 
 
 def eval_view(image: Image.Image, size: int, mean, std, flip: bool = False) -> torch.Tensor:
-    """Exactly what `damagelens.vision.preprocess.to_input_tensor` feeds the model (optionally mirrored, for TTA)."""
-    im = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    """Exactly what the service feeds the model (optionally mirrored, for TTA)."""
+    im = square_resize(image, size)
     if flip:
         im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return normalise(im, mean, std)

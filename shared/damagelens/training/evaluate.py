@@ -18,7 +18,7 @@ def load_entry_model(entry: ModelEntry, device: str = "cpu") -> nn.Module:
     """The service's own loader (`damagelens.vision.loading.load_classifier`), FP32."""
     from damagelens.vision.loading import load_classifier
 
-    return load_classifier(entry, torch.device(device), half=False).float().eval()
+    return load_classifier(entry, torch.device(device), half=False)
 
 
 @torch.no_grad()

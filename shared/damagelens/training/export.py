@@ -24,12 +24,10 @@ def save_fp16_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]
 
 
 def load_into(model: nn.Module, path: Path) -> nn.Module:
-    """Strict load of an FP16 safetensors file into an FP32 module (as the service does)."""
-    from safetensors.torch import load_file
+    """Strict load of an FP16 safetensors file into an FP32 module, through the service's loader."""
+    from damagelens.vision.loading import load_weights_into
 
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state, strict=True)
-    return model.float().eval()
+    return load_weights_into(model, path)
 
 
 def export_onnx(model: nn.Module, entry: ModelEntry, path: Path, opset: int = 17) -> Path:

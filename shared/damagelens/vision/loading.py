@@ -35,6 +35,13 @@ def load_state_dict(path) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_weights_into(model: nn.Module, path) -> nn.Module:
+    """Strict load (seed key names included); FP16 files are widened to FP32 first."""
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
+    model.load_state_dict(state, strict=True)
+    return model.float().eval()
+
+
 def load_classifier(entry: ModelEntry, device: torch.device, half: bool | None = None) -> nn.Module:
     """Build, load strictly (seed layouts included), move, and set eval mode.
 
@@ -47,9 +54,7 @@ def load_classifier(entry: ModelEntry, device: torch.device, half: bool | None =
         torch.manual_seed(0)
         model = build_architecture(entry, pretrained_backbone=True)
     else:
-        model = build_architecture(entry, pretrained_backbone=False)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
-        model.load_state_dict(state, strict=True)
+        model = load_weights_into(build_architecture(entry, pretrained_backbone=False), path)
     model = model.float().to(device).eval()
     if half if half is not None else device.type == "cuda":
         model = model.half()

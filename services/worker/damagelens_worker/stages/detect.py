@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from PIL import Image
 
+from damagelens.jobs.state import artifact_url
 from damagelens.schemas import DetectResult, Stage, StageTask
 from damagelens.tasks import TASK_NAMES
 from damagelens_worker import model_cache
 from damagelens_worker.celery_app import app
-from damagelens_worker.runner import TASK_OPTIONS, StageOutput, artifact_url, run_stage
+from damagelens_worker.runner import TASK_OPTIONS, StageOutput, run_stage
 
 
 def detect(payload: StageTask, image: Image.Image) -> StageOutput:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
 
     # data and logs
     data_dir: Path = Field(REPO_ROOT.parent / "shared" / "data", description="Read-only photos for training, evaluation and tests.")
+    pretrained_dir: Path | None = Field(
+        None,
+        description="Converted ImageNet backbones (`damagelens pretrained-cache`), used instead of the PyPI weight packages when set.",
+    )
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="JSON log lines (with job id) instead of plain text.")
 

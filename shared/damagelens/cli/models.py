@@ -47,6 +47,24 @@ def _echo_json(obj: dict) -> None:
 # ---------------------------------------------------------------- train
 
 
+def _apply_overrides(config, pairs: list[str]):
+    """`key=value` pairs onto a config dataclass, each value parsed as the field's current type."""
+    from dataclasses import fields, replace
+
+    types = {f.name: type(getattr(config, f.name)) for f in fields(config)}
+    changes: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in types:
+            raise typer.BadParameter(f"--set {pair!r}: expected key=value with key in {sorted(types)}")
+        kind = types[key]
+        if kind is bool:
+            changes[key] = raw.lower() in {"1", "true", "yes", "on"}
+        else:
+            changes[key] = kind(raw)
+    return replace(config, **changes)
+
+
 @train_app.command("classify")
 def train_classify(
     name: Annotated[str, typer.Argument(help="fast | accurate")],
@@ -55,7 +73,10 @@ def train_classify(
     ] = None,
     folds: Annotated[int, typer.Option(help="stratified CV folds; 0 skips CV")] = 5,
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu (training runs on cached CPU activations)")] = "auto",
+    recipe: Annotated[str | None, typer.Option(help="finetune | cached (default: the preset's)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a training setting, key=value (repeatable)")] = None,
+    input_size: Annotated[int | None, typer.Option(help="override the preset's input size")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (the finetune recipe uses a GPU when one is present)")] = "auto",
     out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/classify"),
     seed: Annotated[int, typer.Option()] = 0,
     final: Annotated[bool, typer.Option(help="fit on all photos after CV and write FP16 safetensors")] = True,
@@ -64,7 +85,8 @@ def train_classify(
     """5-fold stratified CV, then a final fit on all photos; prints the CV metrics JSON last."""
     from dataclasses import replace
 
-    from damagelens.training.classify import cross_validate, final_fit
+    from damagelens.training import classify as cached_recipe
+    from damagelens.training import finetune as finetune_recipe
     from damagelens.training.data import scan_image_folder
     from damagelens.training.export import save_fp16_safetensors
     from damagelens.training.presets import PRESETS, preset_entry
@@ -74,25 +96,41 @@ def train_classify(
         raise typer.BadParameter(f"choose one of {sorted(PRESETS)}")
     _threads(device)
     preset = PRESETS[name]
-    cfg = replace(preset.config, seed=seed, **({"epochs": epochs} if epochs else {}))
-    entry = preset_entry(name)
+    config = preset.config
+    if recipe is not None and recipe != preset.recipe:
+        if recipe not in {"finetune", "cached"}:
+            raise typer.BadParameter("--recipe: finetune | cached")
+        config = finetune_recipe.FinetuneConfig() if recipe == "finetune" else cached_recipe.TrainConfig()
+    config = _apply_overrides(replace(config, seed=seed, **({"epochs": epochs} if epochs else {})), set_ or [])
+    preset = replace(preset, config=config, **({"input_size": input_size} if input_size else {}))
+    cfg = preset.config
+    entry = preset_entry(name, preset)
     root = data or Path(_settings().data_dir) / "car-damage-6class"
     records, report = scan_image_folder(root)
     run = Path(out) / name
     run.mkdir(parents=True, exist_ok=True)
     (run / "scan.json").write_text(json.dumps(report.as_dict(), indent=2))
-    summary: dict = {"model": name, "n": len(records)}
+    summary: dict = {"model": name, "recipe": preset.recipe, "input_size": preset.input_size, "n": len(records)}
     if folds:
         t0 = time.perf_counter()
-        cv = cross_validate(entry, records, cfg, folds=folds, cache_dir=run / "cache", out_dir=run / "cv", fold_seed=seed)
+        if preset.recipe == "finetune":
+            cv = finetune_recipe.cross_validate(entry, records, cfg, folds=folds, out_dir=run / "cv", fold_seed=seed, device=device)
+        else:
+            cv = cached_recipe.cross_validate(entry, records, cfg, folds=folds, cache_dir=run / "cache", out_dir=run / "cv", fold_seed=seed)
         cv["files"] = [str(r.path.name) for r in records]
         (run / "cv.json").write_text(json.dumps(cv, indent=2))
         confusion_png(cv["confusion"], list(entry.labels), run / "confusion.png", f"{name}: {folds}-fold CV, acc {cv['accuracy']:.3f}")
-        summary.update({k: cv[k] for k in ("accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "confusion", "labels")})
+        summary.update(
+            {k: cv[k] for k in ("accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "fold_accuracy_std", "confusion")}
+        )
         summary["cv_seconds"] = round(time.perf_counter() - t0, 1)
     if final:
         t0 = time.perf_counter()
-        model, _res = final_fit(entry, records, cfg, cache_dir=run / "cache", out_dir=run / "final")
+        if preset.recipe == "finetune":
+            model, res = finetune_recipe.final_fit(entry, records, cfg, out_dir=run / "final", device=device)
+            summary["final_fit"] = res.history[-1]
+        else:
+            model, _res = cached_recipe.final_fit(entry, records, cfg, cache_dir=run / "cache", out_dir=run / "final")
         weights = save_fp16_safetensors(model, run / f"{name}-v1.safetensors", {"name": name, "epochs": str(cfg.epochs)})
         summary["final_seconds"] = round(time.perf_counter() - t0, 1)
         summary["weights"] = str(weights)
@@ -255,12 +293,22 @@ def export_cmd(
     _echo_json(report)
 
 
+def pretrained_cache_cmd(
+    out: Annotated[Path, typer.Argument(help="folder to write; point DAMAGELENS_PRETRAINED_DIR at it")],
+) -> None:
+    """Convert the installed ImageNet weight packages to FP16 safetensors (for machines without them)."""
+    from damagelens.vision.backbones import write_pretrained_cache
+
+    _echo_json({"written": [str(p) for p in write_pretrained_cache(out)]})
+
+
 def register(app: typer.Typer) -> None:
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     app.add_typer(train_app, name="train")
     app.add_typer(evaluate_app, name="evaluate")
     app.command("convert-yolo")(convert_yolo_cmd)
     app.command("export")(export_cmd)
+    app.command("pretrained-cache")(pretrained_cache_cmd)
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="DamageLens model tooling.")

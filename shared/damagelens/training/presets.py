@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from damagelens.registry import ModelEntry
 from damagelens.training.classify import TrainConfig
 from damagelens.training.data import LABELS
+from damagelens.training.finetune import FinetuneConfig
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,13 @@ class Preset:
     input_size: int
     options: dict
     cam_target_layer: str
-    config: TrainConfig = field(default_factory=TrainConfig)
+    config: TrainConfig | FinetuneConfig = field(default_factory=TrainConfig)
     description: str = ""
+
+    @property
+    def recipe(self) -> str:
+        """`cached` (frozen stem, cached activations) or `finetune` (every layer, fresh augmentations)."""
+        return "finetune" if isinstance(self.config, FinetuneConfig) else "cached"
 
 
 PRESETS: dict[str, Preset] = {

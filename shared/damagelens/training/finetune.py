@@ -1,0 +1,323 @@
+"""End-to-end fine-tuning of a whole classifier on the photos (the `finetune` recipe).
+
+Unlike `classify.py` (frozen stem, cached activations: cheap on 2 CPU cores), every layer
+learns here, each step sees freshly augmented photos, and the same code runs on a GPU when
+one is present (bf16 autocast, channels-last) or on the CPU. Photos are decoded once through
+the service's decoder; augmentation runs on tensors on the training device. Evaluation uses the
+service's exact eval view (squash-resize of the decoded photo) and, with TTA, its mirror.
+
+AdamW with separate head/backbone learning rates, label smoothing, warm-up + cosine, class-
+balanced sampling, optional mixup and an EMA of the weights (torch's AveragedModel), a progress
+bar, a JSONL metric log and resumable checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchvision.transforms import v2 as T
+from tqdm import tqdm
+
+from damagelens.registry import ModelEntry
+from damagelens.training.augment import eval_view
+from damagelens.training.classify import classification_metrics, loss_fn, lr_lambda
+from damagelens.training.data import ImageRecord, load_rgb, stratified_kfold
+
+log = logging.getLogger(__name__)
+
+CROP_SCALE = {"light": (0.6, 1.0), "medium": (0.4, 1.0), "strong": (0.25, 1.0)}
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    lr_head: float = 1e-3
+    lr_backbone: float = 2e-4
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    aux_weight: float = 0.5  # view/condition marginal losses (structured heads)
+    warmup_epochs: float = 3.0
+    balanced: bool = True
+    tta: bool = False  # CV from the single eval view, as the service predicts
+    aug_strength: str = "medium"
+    mixup: float = 0.0  # Beta(a, a) mixup of whole photos; 0 = off
+    ema_decay: float = 0.0  # per-step EMA of weights, evaluated instead of the raw weights; 0 = off
+    freeze_bn: bool = False
+    grad_clip: float = 5.0
+    checkpoint_every: int = 10
+    seed: int = 0
+    raw_side_factor: float = 2.0  # decoded photos kept at most factor × input size per side (augmentation source)
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(device: str) -> torch.device:
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+    return dev
+
+
+# ---------------------------------------------------------------- photos on the device
+
+
+class PhotoSet:
+    """Decoded photos held as tensors on the training device: eval views (+ mirror) and augmentation sources."""
+
+    def __init__(self, records: list[ImageRecord], entry: ModelEntry, cfg: FinetuneConfig, device: torch.device):
+        size, self.device = entry.input_size, device
+        self.mean = torch.tensor(entry.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(entry.std, device=device).view(1, 3, 1, 1)
+        side = round(cfg.raw_side_factor * size)
+        evals, raws = [], []
+        for rec in tqdm(records, desc="decode", leave=False):
+            image = load_rgb(rec.path)
+            evals.append(eval_view(image, size, entry.mean, entry.std))
+            small = image.copy()
+            small.thumbnail((side, side), Image.Resampling.BILINEAR)
+            raws.append(T.functional.pil_to_tensor(small).to(device))
+        self.eval = torch.stack(evals).to(device)
+        self.raw = raws
+        self.transform = T.Compose(
+            [
+                T.ToDtype(torch.float32, scale=True),
+                T.RandomResizedCrop(size, scale=CROP_SCALE[cfg.aug_strength], ratio=(0.7, 1.45), antialias=True),
+                T.RandomHorizontalFlip(),
+                T.RandomApply([T.RandomRotation(10)], p=0.3),
+                T.ColorJitter(0.3, 0.3, 0.25, 0.03),
+                T.RandomGrayscale(p=0.05),
+            ]
+        )
+
+    def train_batch(self, idx: np.ndarray) -> torch.Tensor:
+        x = torch.stack([self.transform(self.raw[i]) for i in idx])
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+    def eval_batch(self, idx: np.ndarray, flip: bool = False) -> torch.Tensor:
+        x = self.eval[torch.as_tensor(idx, device=self.device)]
+        return (x.flip(3) if flip else x).contiguous(memory_format=torch.channels_last)
+
+
+# ---------------------------------------------------------------- fit / predict
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _is_structured(model: nn.Module) -> bool:
+    from damagelens.vision.architectures.lite import StructuredHead
+
+    return isinstance(getattr(model, "head", None), StructuredHead)
+
+
+def _set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, photos: PhotoSet, idx, tta: bool = True, batch: int = 64) -> torch.Tensor:
+    """Softmax probabilities from the service's eval view (averaged with its mirror under TTA)."""
+    model.eval()
+    idx = np.asarray(idx)
+    out = []
+    for s in range(0, len(idx), batch):
+        b = idx[s : s + batch]
+        with _autocast(photos.device):
+            p = model(photos.eval_batch(b)).float().softmax(1)
+            if tta:
+                p = (p + model(photos.eval_batch(b, flip=True)).float().softmax(1)) / 2
+        out.append(p.cpu())
+    return torch.cat(out) if out else torch.zeros(0, 6)
+
+
+def fit(
+    model: nn.Module, photos: PhotoSet, labels: np.ndarray, train_idx, cfg: FinetuneConfig, out_dir: Path | None = None, desc: str = "train"
+) -> tuple[nn.Module, FitResult]:
+    """Train every layer; returns the model to evaluate (the EMA copy when enabled). Resumes from `out_dir/checkpoint.pt`."""
+    started = time.perf_counter()
+    device = photos.device
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    structured = _is_structured(model)
+    model.to(device).to(memory_format=torch.channels_last)
+    y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
+    train_idx = np.asarray(train_idx)
+
+    head_ids = {id(p) for p in model.head.parameters()}
+    backbone = [p for p in model.parameters() if id(p) not in head_ids]
+    for p in model.parameters():
+        p.requires_grad = True
+    opt = torch.optim.AdamW(
+        [{"params": list(model.head.parameters()), "lr": cfg.lr_head}, {"params": backbone, "lr": cfg.lr_backbone}],
+        weight_decay=cfg.weight_decay,
+    )
+    steps_per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, int(cfg.warmup_epochs * steps_per_epoch)))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) if cfg.ema_decay > 0 else None
+
+    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
+    weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if cfg.balanced else np.ones(len(train_idx))
+    weights = weights / weights.sum()
+
+    result, start_epoch = FitResult(), 0
+    ckpt_path = log_path = None
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        ckpt_path, log_path = Path(out_dir) / "checkpoint.pt", Path(out_dir) / "metrics.jsonl"
+    if ckpt_path and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        if ema is not None and ck.get("ema") is not None:
+            ema.load_state_dict(ck["ema"])
+        start_epoch, result.history = ck["epoch"] + 1, ck["history"]
+        rng = np.random.default_rng(cfg.seed + start_epoch)
+        torch.manual_seed(cfg.seed + start_epoch)
+
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=desc, leave=False)
+    for epoch in bar:
+        _set_train_mode(model, cfg.freeze_bn)
+        order = rng.choice(train_idx, size=len(train_idx), replace=True, p=weights) if cfg.balanced else rng.permutation(train_idx)
+        running, correct, seen = 0.0, 0, 0
+        for s in range(0, len(order), cfg.batch_size):
+            b = order[s : s + cfg.batch_size]
+            if len(b) < 2:  # BatchNorm needs two samples in train mode
+                continue
+            x, y = photos.train_batch(b), y_all[torch.as_tensor(b, device=device)]
+            with _autocast(device):
+                if cfg.mixup > 0:
+                    lam = float(rng.beta(cfg.mixup, cfg.mixup))
+                    perm = torch.randperm(len(b), device=device)
+                    logits = model(lam * x + (1 - lam) * x[perm]).float()
+                    loss = lam * loss_fn(logits, y, cfg, structured) + (1 - lam) * loss_fn(logits, y[perm], cfg, structured)
+                else:
+                    logits = model(x).float()
+                    loss = loss_fn(logits, y, cfg, structured)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            running += float(loss.detach()) * len(b)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(b)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(running / max(1, seen), 4),
+            "train_acc": round(correct / max(1, seen), 4),
+            "lr_head": opt.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        result.history.append(row)
+        bar.set_postfix({k: v for k, v in row.items() if k in ("train_loss", "train_acc")})
+        if log_path:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"run": desc, **row}) + "\n")
+        last = epoch + 1 == cfg.epochs
+        if ckpt_path and (last or (cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0)):
+            state = {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch,
+                "history": result.history,
+            }
+            state["ema"] = ema.state_dict() if ema is not None else None
+            torch.save(state, ckpt_path)
+    result.seconds = time.perf_counter() - started
+    final = ema.module if ema is not None else model
+    return final.eval(), result
+
+
+# ---------------------------------------------------------------- CV and final fit
+
+
+def _fresh_model(entry: ModelEntry, seed: int) -> nn.Module:
+    from damagelens.vision.architectures import build_architecture
+
+    torch.manual_seed(seed)  # head initialisation
+    return build_architecture(entry, pretrained_backbone=True).float()
+
+
+def cross_validate(
+    entry: ModelEntry,
+    records: list[ImageRecord],
+    cfg: FinetuneConfig,
+    folds: int = 5,
+    out_dir: Path | None = None,
+    fold_seed: int = 0,
+    device: str = "auto",
+) -> dict:
+    """Stratified k-fold; every fold starts again from the ImageNet backbone. Out-of-fold predictions pooled."""
+    started = time.perf_counter()
+    dev = resolve_device(device)
+    photos = PhotoSet(records, entry, cfg, dev)
+    labels = np.array([r.label for r in records])
+    oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
+    fold_metrics = []
+    for k, (tr, va) in enumerate(stratified_kfold(labels, folds, fold_seed)):
+        model = _fresh_model(entry, cfg.seed + k)
+        fcfg = replace(cfg, seed=cfg.seed + k)
+        fdir = Path(out_dir) / f"fold{k}" if out_dir else None
+        model, res = fit(model, photos, labels, tr, fcfg, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}")
+        probs = predict(model, photos, va, tta=cfg.tta).numpy()
+        oof[va] = probs
+        fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
+        fold_metrics.append({"n": fm["n"], "accuracy": fm["accuracy"], "macro_f1": fm["macro_f1"], "seconds": round(res.seconds, 1)})
+        log.info("fold %d: %s", k, fold_metrics[-1])
+        del model
+    metrics = classification_metrics(labels, oof.argmax(1), entry.labels)
+    metrics["folds"] = fold_metrics
+    metrics["fold_accuracy_std"] = round(float(np.std([f["accuracy"] for f in fold_metrics])), 4)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    metrics["device"] = _device_name(dev)
+    metrics["recipe"] = "finetune"
+    metrics["config"] = asdict(cfg)
+    metrics["oof_probs"] = oof.round(4).tolist()
+    return metrics
+
+
+def final_fit(
+    entry: ModelEntry, records: list[ImageRecord], cfg: FinetuneConfig, out_dir: Path | None = None, device: str = "auto"
+) -> tuple[nn.Module, FitResult]:
+    """The same recipe on every photo; returns an FP32 CPU module ready to save."""
+    dev = resolve_device(device)
+    photos = PhotoSet(records, entry, cfg, dev)
+    labels = np.array([r.label for r in records])
+    model, res = fit(
+        _fresh_model(entry, cfg.seed), photos, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final"
+    )
+    probs = predict(model, photos, np.arange(len(records)), tta=False)
+    res.history.append({"fit_accuracy_eval_view": round(float((probs.argmax(1).numpy() == labels).mean()), 4)})
+    return model.float().cpu().to(memory_format=torch.contiguous_format).eval(), res
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({torch.get_num_threads()} threads)"

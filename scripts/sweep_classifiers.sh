@@ -23,7 +23,7 @@ epochs() { python3 -c "print(max(1, round($1 * $scale)))"; }
 variants=(
   "fast-a|fast|--set epochs=$(epochs 80)"
   "fast-b|fast|--set epochs=$(epochs 80) --set ema_decay=0.99 --set mixup=0.2"
-  "fast-c|fast|--set epochs=$(epochs 120) --set ema_decay=0.99 --set lr_backbone=5e-4 --set aug_strength=strong"
+  "fast-c|fast|--set epochs=$(epochs 80) --set ema_decay=0.99 --set lr_backbone=5e-4 --set aug_strength=strong"
   "fast-d|fast|--set epochs=$(epochs 80) --set ema_decay=0.99 --set freeze_bn=true --set lr_backbone=3e-4"
   "accurate-a|accurate|--set epochs=$(epochs 80) --set ema_decay=0.99"
   "accurate-b|accurate|--input-size 320 --set epochs=$(epochs 80) --set ema_decay=0.99 --set mixup=0.2"

@@ -50,7 +50,7 @@ def test_train_views_match_eval_geometry(tiny_folder: Path):
     photos = PhotoSet(records[:3], tiny_entry(), FinetuneConfig(), torch.device("cpu"))
     x = photos.train_batch(np.array([0, 1, 2, 0]))
     assert x.shape == (4, 3, TINY, TINY) and x.dtype == torch.float32
-    assert -1.01 <= float(x.min()) and float(x.max()) <= 1.01  # mean/std 0.5 maps [0, 1] to [-1, 1]
+    assert float(x.min()) >= -1.01 and float(x.max()) <= 1.01  # mean/std 0.5 maps [0, 1] to [-1, 1]
     flipped = photos.eval_batch(np.array([1]), flip=True)
     assert torch.equal(flipped, photos.eval_batch(np.array([1])).flip(3))
 

@@ -77,12 +77,19 @@ def resolve_device(device: str) -> torch.device:
 
 
 class PhotoSet:
-    """Decoded photos held as tensors on the training device: eval views (+ mirror) and augmentation sources."""
+    """Decoded photos held as tensors on the training device: eval views (+ mirror) and augmentation sources.
+
+    Augmentation is vectorised over the batch (one `roi_align` does every random resized crop,
+    with adaptive sampling that averages like an antialiased resize; flips, ±10° rotations,
+    brightness/contrast/saturation jitter and greyscale are per-sample tensor ops). A per-sample
+    torchvision pipeline cost ≈ 200 ms of Python per batch of 32 on a GPU box, more than the model.
+    """
 
     def __init__(self, records: list[ImageRecord], entry: ModelEntry, cfg: FinetuneConfig, device: torch.device):
-        size, self.device = entry.input_size, device
+        size, self.device, self.size = entry.input_size, device, entry.input_size
         self.mean = torch.tensor(entry.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(entry.std, device=device).view(1, 3, 1, 1)
+        self.scale = CROP_SCALE[cfg.aug_strength]
         side = round(cfg.raw_side_factor * size)
         evals, raws = [], []
         for rec in tqdm(records, desc="decode", leave=False):
@@ -90,22 +97,45 @@ class PhotoSet:
             evals.append(eval_view(image, size, entry.mean, entry.std))
             small = image.copy()
             small.thumbnail((side, side), Image.Resampling.BILINEAR)
-            raws.append(T.functional.pil_to_tensor(small).to(device))
+            raws.append(T.functional.pil_to_tensor(small))
         self.eval = torch.stack(evals).to(device)
-        self.raw = raws
-        self.transform = T.Compose(
-            [
-                T.ToDtype(torch.float32, scale=True),
-                T.RandomResizedCrop(size, scale=CROP_SCALE[cfg.aug_strength], ratio=(0.7, 1.45), antialias=True),
-                T.RandomHorizontalFlip(),
-                T.RandomApply([T.RandomRotation(10)], p=0.3),
-                T.ColorJitter(0.3, 0.3, 0.25, 0.03),
-                T.RandomGrayscale(p=0.05),
-            ]
-        )
+        h_max, w_max = max(r.shape[1] for r in raws), max(r.shape[2] for r in raws)
+        self.raw = torch.zeros(len(raws), 3, h_max, w_max, device=device)  # zero-padded; crops stay inside each photo
+        for i, r in enumerate(raws):
+            self.raw[i, :, : r.shape[1], : r.shape[2]] = r.to(device).float() / 255
+        self.hw = torch.tensor([[r.shape[1], r.shape[2]] for r in raws], dtype=torch.float32, device=device)
 
     def train_batch(self, idx: np.ndarray) -> torch.Tensor:
-        x = torch.stack([self.transform(self.raw[i]) for i in idx])
+        from torchvision.ops import roi_align
+
+        dev, n, size = self.device, len(idx), self.size
+        rand = lambda *shape: torch.rand(*shape, device=dev)  # noqa: E731
+        index = torch.as_tensor(idx, device=dev)
+        h, w = self.hw[index, 0], self.hw[index, 1]
+        # random resized crop: area fraction in `scale`, aspect ratio log-uniform in [0.7, 1.45]
+        area = h * w * (self.scale[0] + (self.scale[1] - self.scale[0]) * rand(n))
+        ratio = torch.exp(math.log(0.7) + (math.log(1.45) - math.log(0.7)) * rand(n))
+        cw = torch.sqrt(area * ratio).clamp(max=w)
+        ch = torch.sqrt(area / ratio).clamp(max=h)
+        x0, y0 = (w - cw) * rand(n), (h - ch) * rand(n)
+        boxes = torch.stack([index.float(), x0, y0, x0 + cw, y0 + ch], 1)
+        x = roi_align(self.raw, boxes, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        # horizontal flip (p 0.5) and rotation by ±10° (p 0.3)
+        x = torch.where((rand(n) < 0.5).view(n, 1, 1, 1), x.flip(3), x)
+        angle = torch.where(rand(n) < 0.3, (rand(n) * 2 - 1) * math.radians(10), torch.zeros(n, device=dev))
+        cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros(n, device=dev)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        x = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # colour jitter: brightness 0.3, contrast 0.3, saturation 0.25; greyscale p 0.05
+        col = lambda v: v.view(n, 1, 1, 1)  # noqa: E731
+        x = (x * col(0.7 + 0.6 * rand(n))).clamp(0, 1)
+        grey = T.functional.rgb_to_grayscale(x)
+        mean = grey.mean((1, 2, 3), keepdim=True)
+        x = ((x - mean) * col(0.7 + 0.6 * rand(n)) + mean).clamp(0, 1)
+        grey = T.functional.rgb_to_grayscale(x)
+        x = ((x - grey) * col(0.75 + 0.5 * rand(n)) + grey).clamp(0, 1)
+        x = torch.where(col(rand(n) < 0.05), T.functional.rgb_to_grayscale(x).expand_as(x), x)
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     def eval_batch(self, idx: np.ndarray, flip: bool = False) -> torch.Tensor:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from damagelens.registry import ModelEntry
 from damagelens.training.augment import eval_view, train_transform, train_view
-from damagelens.training.data import ImageRecord, load_rgb, stratified_kfold
+from damagelens.training.data import ImageRecord, damage_boxes_by_name, damage_crop, load_rgb, stratified_kfold
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class TrainConfig:
     aug_strength: str = "medium"
     seed: int = 0
     mixup: float = 0.0
+    lensor_weight: float = 0.0  # auxiliary multi-label damage-tag loss on lensor close-ups; 0 = off
+    lensor_views: int = 4  # cached views per lensor photo (eval, mirror, 2 augmentations)
+    box_views: int = 0  # of the n_aug views, this many are crops around the photo's seed-yolo damage box (if it has one)
 
 
 @dataclass
@@ -63,6 +66,8 @@ class FitResult:
 def _cache_key(entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig) -> str:
     h = hashlib.sha256()
     key = [entry.architecture, entry.options, entry.input_size, entry.mean, entry.std, cfg.n_aug, cfg.aug_strength, cfg.seed]
+    if cfg.box_views:
+        key.append(cfg.box_views)
     h.update(json.dumps(key, sort_keys=True, default=str).encode())
     for r in records:
         h.update(r.sha256.encode())
@@ -85,10 +90,17 @@ def build_stem_cache(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     outs: list[list[torch.Tensor]] | None = None
+    boxes = damage_boxes_by_name() if cfg.box_views else {}
+    crop_tf = train_transform(size, "light")
     for rec in tqdm(records, desc=f"stem cache {entry.name}", leave=False):
         image = load_rgb(rec.path)
         views = [eval_view(image, size, mean, std), eval_view(image, size, mean, std, flip=True)]
-        views += [train_view(image, size, mean, std, tf) for _ in range(cfg.n_aug)]
+        own = boxes.get(rec.path.name, ())
+        for j in range(cfg.n_aug):
+            if j < cfg.box_views and own:
+                views.append(train_view(damage_crop(image, own[j % len(own)]), size, mean, std, crop_tf))
+            else:
+                views.append(train_view(image, size, mean, std, tf))
         x = torch.stack(views)
         parts = [model.stem(x[i : i + batch]) for i in range(0, len(x), batch)]
         per_out = [torch.cat([p[k] for p in parts]).half() for k in range(len(parts[0]))]
@@ -101,6 +113,23 @@ def build_stem_cache(
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(cache, path)
     return cache
+
+
+def build_lensor_cache(
+    model: nn.Module, entry: ModelEntry, cfg: TrainConfig, cache_dir: Path | None
+) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+    """Stem cache + damage tags of lensor's training close-ups, when `cfg.lensor_weight` > 0."""
+    if cfg.lensor_weight <= 0:
+        return None
+    from dataclasses import replace
+
+    from damagelens.training.data import data_dir, lensor_damage_tags
+
+    records, tags = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
+    cache = build_stem_cache(
+        model, entry.model_copy(update={"name": f"{entry.name}-lensor"}), records, replace(cfg, n_aug=cfg.lensor_views - 2), cache_dir
+    )
+    return cache, torch.from_numpy(tags)
 
 
 # ---------------------------------------------------------------- losses and schedule
@@ -170,8 +199,12 @@ def fit(
     monitor_idx=None,
     out_dir: Path | None = None,
     desc: str = "train",
+    aux: tuple[list[torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present."""
+    """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present.
+
+    `aux` = (lensor stem cache, multi-hot damage tags): a throw-away linear head on the shared
+    features learns the tags alongside the six classes (weight `cfg.lensor_weight`)."""
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -185,6 +218,10 @@ def fit(
     for p in head_params + tail_params:
         p.requires_grad = True
     groups = [{"params": head_params, "lr": cfg.lr_head}]
+    aux_head = None
+    if aux is not None and cfg.lensor_weight > 0:
+        aux_head = nn.Linear(model.head_in_features, aux[1].shape[1])
+        groups.append({"params": list(aux_head.parameters()), "lr": cfg.lr_head})
     if tail_params:
         groups.append({"params": tail_params, "lr": cfg.lr_backbone})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
@@ -232,6 +269,11 @@ def fit(
             else:
                 logits = model.tail(x)
                 loss = loss_fn(logits, y, cfg, structured)
+            if aux_head is not None:
+                ai = torch.as_tensor(rng.integers(0, aux[1].shape[0], size=cfg.batch_size))
+                av = torch.as_tensor(rng.integers(0, aux[0][0].shape[1], size=cfg.batch_size))
+                tag_logits = aux_head(model.features(_select(aux[0], ai, av)))
+                loss = loss + cfg.lensor_weight * nn.functional.binary_cross_entropy_with_logits(tag_logits, aux[1][ai])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -317,6 +359,7 @@ def cross_validate(
     model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
     init_state = copy.deepcopy(model.state_dict())
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
+    aux = build_lensor_cache(model, entry, cfg, cache_dir)
     cache_s = time.perf_counter() - started
     labels = np.array([r.label for r in records])
     oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
@@ -329,7 +372,7 @@ def cross_validate(
         if fdir:
             fdir.mkdir(parents=True, exist_ok=True)
         monitor = va if cfg.patience else None  # early stopping on the val fold would bias CV: off by default
-        fit(model, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}")
+        fit(model, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux)
         probs = predict_cached(model, cache, va, tta=cfg.tta).numpy()
         oof[va] = probs
         fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
@@ -365,7 +408,8 @@ def final_fit(
     torch.manual_seed(cfg.seed)
     model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
+    aux = build_lensor_cache(model, entry, cfg, cache_dir)
     labels = np.array([r.label for r in records])
     _reinit_head(model, cfg.seed)
-    res = fit(model, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final")
+    res = fit(model, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux)
     return model.eval(), res

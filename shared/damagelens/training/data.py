@@ -225,3 +225,66 @@ def write_yolo_view(items: list[DetItem], out_dir: Path, split: str) -> Path:
             link.symlink_to(it.image.resolve())
         (lab_dir / (stem + ".txt")).write_text("".join(f"0 {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for cx, cy, w, h in it.boxes))
     return img_dir
+
+
+LENSOR_TAGS = ("dent", "scratch", "broken", "moderate_or_severe", "severe")
+
+
+def lensor_damage_tags(root: Path, split: str = "train") -> tuple[list[ImageRecord], np.ndarray]:
+    """Image-level damage tags from lensor's COCO boxes (multi-hot over `LENSOR_TAGS`).
+
+    Lensor's close-ups teach what dents and broken parts look like; the classifiers use them as an
+    auxiliary task (never as 6-class training photos: they show no view and no "normal" car).
+    """
+    root = Path(root)
+    data = json.loads((root / "annotations" / f"instances_{split}.json").read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    tags: dict[int, set[str]] = {im["id"]: set() for im in data["images"]}
+    for ann in data["annotations"]:
+        severity, _, kind = names[ann["category_id"]].partition("-")
+        if kind not in LENSOR_TAGS:
+            continue
+        tags[ann["image_id"]].add(kind)
+        if severity in {"moderate", "severe"}:
+            tags[ann["image_id"]].add("moderate_or_severe")
+        if severity == "severe":
+            tags[ann["image_id"]].add("severe")
+    records, targets = [], []
+    for im in data["images"]:
+        path = root / "images" / split / im["file_name"]
+        if not path.exists() or not tags[im["id"]]:
+            continue
+        records.append(ImageRecord(path=path, label=-1, sha256=_digest(path), width=im.get("width", 0), height=im.get("height", 0)))
+        targets.append([float(t in tags[im["id"]]) for t in LENSOR_TAGS])
+    return records, np.asarray(targets, dtype=np.float32)
+
+
+def damage_boxes_by_name(root: Path | None = None) -> dict[str, tuple[tuple[float, float, float, float], ...]]:
+    """seed-yolo's damage boxes keyed by the 6-class file name (`01c876bc-FC_176.jpg` → `FC_176.jpg`).
+
+    Used only to draw training crops around the damage of a training photo; evaluation never reads them.
+    """
+    root = Path(root) if root else data_dir() / "detection" / "seed-yolo"
+    out: dict[str, tuple[tuple[float, float, float, float], ...]] = {}
+    for label in sorted((root / "labels").glob("*.txt")):
+        boxes = []
+        for line in label.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 5:
+                boxes.append(tuple(float(v) for v in parts[1:5]))
+        if boxes:
+            out[label.stem.split("-", 1)[-1] + ".jpg"] = tuple(boxes)  # type: ignore[arg-type]
+    return out
+
+
+def damage_crop(image: Image.Image, box: tuple[float, float, float, float], rng: random.Random | None = None) -> Image.Image:
+    """A crop around one normalised (cx, cy, w, h) box, enlarged 1.4–2.5× so some context stays."""
+    rng = rng or random
+    w, h = image.size
+    cx, cy, bw, bh = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+    grow = rng.uniform(1.4, 2.5)
+    side_w, side_h = max(bw * grow, 0.25 * w), max(bh * grow, 0.25 * h)
+    side_w, side_h = max(side_w, 0.7 * side_h), max(side_h, 0.7 * side_w)  # keep the aspect ratio near square
+    x0 = min(max(0.0, cx - side_w / 2), max(0.0, w - side_w))
+    y0 = min(max(0.0, cy - side_h / 2), max(0.0, h - side_h))
+    return image.crop((round(x0), round(y0), round(min(w, x0 + side_w)), round(min(h, y0 + side_h))))

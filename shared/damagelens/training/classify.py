@@ -204,7 +204,8 @@ def fit(
     """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present.
 
     `aux` = (lensor stem cache, multi-hot damage tags): a throw-away linear head on the shared
-    features learns the tags alongside the six classes (weight `cfg.lensor_weight`)."""
+    features learns the tags alongside the six classes (weight `cfg.lensor_weight`); it is not
+    checkpointed, so a resumed run starts it afresh."""
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

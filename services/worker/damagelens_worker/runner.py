@@ -58,7 +58,7 @@ def run_stage(task: Task, raw_payload: dict, work: Callable[[StageTask, Image.Im
     payload = StageTask.model_validate(raw_payload)
     token = job_id_var.set(payload.job_id)
     try:
-        return _run(payload, work)
+        return _run(payload, work, task.request.retries)
     except TRANSIENT_ERRORS as exc:
         if task.request.retries >= task.max_retries:
             return _fail_quietly(payload, "transient_error", f"gave up after {task.request.retries} retries: {exc}")
@@ -68,7 +68,7 @@ def run_stage(task: Task, raw_payload: dict, work: Callable[[StageTask, Image.Im
         job_id_var.reset(token)
 
 
-def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutput]) -> dict:
+def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutput], retries: int = 0) -> dict:
     jobs, settings = job_store(), get_settings()
     try:
         record = jobs.get(payload.job_id)
@@ -78,10 +78,10 @@ def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutpu
     state = record.stages.get(payload.stage, StageState())
     if record.canceled or state.status in (Status.canceled, Status.succeeded, Status.failed):
         return {"skipped": state.status.value if not record.canceled else "canceled"}
-    if state.attempts >= settings.stage_max_attempts:
-        # Each delivery counts, including ones whose worker died (OOM, segfault, SIGKILL).
-        _fail(payload, state, "worker_lost", f"the stage was delivered {state.attempts} times and never finished")
-        return {"failed": "worker_lost"}
+    if state.attempts - retries >= settings.stage_max_attempts:
+        # Every delivery counts an attempt; those our own retries explain are not lost ones. The rest
+        # are deliveries whose worker died (OOM, segfault, SIGKILL) before finishing.
+        return _fail(payload, state, "worker_lost", f"the stage was delivered {state.attempts} times and never finished")
     state = state.model_copy(update={"status": Status.running, "attempts": state.attempts + 1, "started_at": utcnow(), "error": None})
     if not jobs.set_stage(payload.job_id, payload.stage, state):
         return {"skipped": "finished_elsewhere"}  # canceled (or expired) between the read and this write

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from damagelens_gateway.errors import error_response
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and the small form fields around the file
 
@@ -12,28 +12,14 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and the small form fields around th
 class UploadLimitMiddleware:
     def __init__(self, app: ASGIApp, max_upload_bytes: int):
         self.app = app
+        self.max_upload_bytes = max_upload_bytes
         self.limit = max_upload_bytes + MULTIPART_OVERHEAD
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.limit:
-                body = json.dumps(
-                    {
-                        "error": {
-                            "code": "upload_too_large",
-                            "message": f"The request is {int(length):,} bytes; uploads are limited to "
-                            f"{self.limit - MULTIPART_OVERHEAD:,} bytes.",
-                        }
-                    }
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                message = f"The request is {int(length):,} bytes; uploads are limited to {self.max_upload_bytes:,} bytes."
+                await error_response(413, "upload_too_large", message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -42,7 +42,7 @@ def _download_s3(uri: str, cache_dir: Path) -> Path:
 
 def _download_hf(uri: str) -> Path:
     """`hf://org/repo/path/in/repo.safetensors@rev`; HF_HUB_OFFLINE is honoured by huggingface_hub."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, is_offline_mode
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     spec, _, revision = uri.removeprefix("hf://").partition("@")
@@ -53,8 +53,7 @@ def _download_hf(uri: str) -> Path:
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None))
     except LocalEntryNotFoundError as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", "")
-        hint = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else "the hub is unreachable"
+        hint = "HF_HUB_OFFLINE is set and it is not in the local cache" if is_offline_mode() else "the hub is unreachable"
         raise WeightsError(f"cannot fetch {uri}: {hint}") from exc
 
 

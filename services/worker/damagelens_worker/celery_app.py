@@ -6,13 +6,17 @@ from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from damagelens.logs import configure_logging
+from damagelens.schemas import Stage
 from damagelens.settings import get_settings
 from damagelens.tasks import QUEUES
+
+STAGE_MODULES: tuple[str, ...] = tuple(f"damagelens_worker.stages.{stage.value}" for stage in Stage)
+"""One module per stage; Celery imports them at worker start (`include=`), so this module never imports them."""
 
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("damagelens", broker=settings.effective_broker_url)
+    app = Celery("damagelens", broker=settings.effective_broker_url, include=list(STAGE_MODULES))
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -47,5 +51,3 @@ def _warm_up(**_: object) -> None:
 
 
 app = create_celery()
-
-import damagelens_worker.stages  # noqa: E402,F401  (registers the tasks)

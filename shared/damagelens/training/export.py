@@ -35,7 +35,7 @@ def write_pretrained_cache(out_dir: Path) -> list[Path]:
 
 def load_into(model: nn.Module, path: Path) -> nn.Module:
     """Strict load of an FP16 safetensors file into an FP32 module, through the service's loader."""
-    from damagelens.vision.loading import load_weights_into
+    from damagelens.vision.state_dicts import load_weights_into
 
     return load_weights_into(model, path)
 

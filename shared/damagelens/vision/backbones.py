@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torchvision.models import mobilenet_v2
 
+from damagelens.vision.state_dicts import load_weights_into
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (0.5, 0.5, 0.5)
@@ -47,8 +49,6 @@ def _cached(name: str) -> Path | None:
 
 
 def _load_cached(module: nn.Module, path: Path) -> None:
-    from damagelens.vision.loading import load_weights_into
-
     load_weights_into(module, path).train()  # the same strict FP16 → FP32 load as served weights; fresh modules train
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from damagelens.registry import ModelEntry
 from damagelens.registry.weights import resolve_weights
 from damagelens.vision.architectures import build_architecture
+from damagelens.vision.state_dicts import load_weights_into
 
 log = logging.getLogger(__name__)
 
@@ -22,24 +23,6 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
     return device
-
-
-def load_state_dict(path) -> dict[str, torch.Tensor]:
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    return state
-
-
-def load_weights_into(model: nn.Module, path) -> nn.Module:
-    """Strict load (seed key names included); FP16 files are widened to FP32 first."""
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
-    model.load_state_dict(state, strict=True)
-    return model.float().eval()
 
 
 def load_classifier(entry: ModelEntry, device: torch.device, half: bool | None = None) -> nn.Module:

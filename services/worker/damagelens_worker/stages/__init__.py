@@ -1,3 +1,1 @@
-"""One module per stage; importing the package registers the tasks `damagelens.<stage>`."""
-
-from damagelens_worker.stages import classify, detect, explain  # noqa: F401
+"""One module per stage, each registering its task `damagelens.<stage>`; listed in `celery_app.STAGE_MODULES`."""

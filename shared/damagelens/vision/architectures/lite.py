@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from damagelens.registry import ModelEntry
-from damagelens.vision.architectures import register_architecture
+from damagelens.vision.architectures.registry import register_architecture
 from damagelens.vision.backbones import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite, mobilenet_v2_features
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from torchvision.models import efficientnet_v2_s, resnet18
 
 from damagelens.registry import ModelEntry
-from damagelens.vision.architectures import register_architecture
+from damagelens.vision.architectures.registry import register_architecture
 
 
 class SeedResNetClassifier(nn.Module):

@@ -135,6 +135,77 @@ class JobAccepted(BaseModel):
     links: JobLinks
 
 
+class InspectionLinks(BaseModel):
+    self: str
+    events: str
+    report: str
+
+
+class InspectionPhoto(BaseModel):
+    """One photo of an inspection: its job, or why it never got one (a bad photo fails only itself)."""
+
+    index: int = Field(description="position of the photo in the request, from 0")
+    filename: str
+    job_id: str | None
+    status: Status
+    error: ErrorInfo | None = None
+
+
+class InspectionAccepted(BaseModel):
+    id: str
+    status: Status
+    reference: str | None
+    jobs: list[InspectionPhoto]
+    links: InspectionLinks
+
+
+class ViewFinding(BaseModel):
+    """The worst condition seen for one view (front or rear) and the photo that shows it."""
+
+    label: str
+    condition: str
+    confidence: float
+    photo_index: int
+    job_id: str
+    filename: str
+
+
+class UncertainPhoto(BaseModel):
+    photo_index: int
+    job_id: str
+    filename: str
+    label: str
+    confidence: float
+    threshold: float
+
+
+class VehicleSummary(BaseModel):
+    front: ViewFinding | None = None
+    rear: ViewFinding | None = None
+    damage_regions: int = Field(0, description="detections summed over all photos")
+    uncertain_photos: list[UncertainPhoto] = Field(default_factory=list)
+    photos_failed: int = 0
+
+
+class InspectionPhotoPublic(InspectionPhoto):
+    job: JobPublic | None = None
+
+
+class InspectionPublic(BaseModel):
+    id: str
+    status: Status
+    progress: float
+    reference: str | None
+    model: str
+    tasks: list[Stage]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    photos: list[InspectionPhotoPublic]
+    summary: VehicleSummary
+    links: InspectionLinks
+
+
 class StageTask(BaseModel):
     """Celery payload: ids and keys only; the worker fetches what it needs (Celery task-design guide)."""
 

@@ -8,7 +8,7 @@ import uuid
 from damagelens.imaging import inspect_upload
 from damagelens.jobs import JobMeta
 from damagelens.jobs.state import utcnow
-from damagelens.schemas import ALL_STAGES, Stage, StageTask
+from damagelens.schemas import ALL_STAGES, CAM_METHODS, Stage, StageTask
 from damagelens.storage import job_key
 from damagelens_gateway.deps import Services
 from damagelens_gateway.errors import ApiError
@@ -32,6 +32,11 @@ def parse_tasks(raw: str | None) -> list[Stage]:
     return [s for s in ALL_STAGES if s in wanted] or list(ALL_STAGES)
 
 
+def check_cam_method(cam_method: str | None) -> None:
+    if cam_method is not None and cam_method not in CAM_METHODS:
+        raise ApiError(422, "unknown_cam_method", f"cam_method must be one of {', '.join(CAM_METHODS)}.")
+
+
 def submit_job(
     *,
     data: bytes,
@@ -40,6 +45,9 @@ def submit_job(
     tasks: list[Stage],
     services: Services,
     cam_method: str | None = None,
+    owner: str | None = None,
+    inspection_id: str | None = None,
+    job_id: str | None = None,
 ) -> str:
     settings, registry, store, jobs = services.settings, services.registry, services.store, services.jobs
     if len(data) > settings.max_upload_bytes:
@@ -47,7 +55,7 @@ def submit_job(
     entry = registry.get(model or settings.default_model, task="classify")
     info = inspect_upload(data, settings.max_pixels)
     jobs.ping()  # fail with 503 before writing anything when Redis is down
-    job_id = uuid.uuid4().hex
+    job_id = job_id or uuid.uuid4().hex
     input_key = job_key(job_id, f"input.{info.extension}")
     store.put(input_key, data, info.content_type)
     meta = JobMeta(
@@ -60,6 +68,8 @@ def submit_job(
         content_type=info.content_type,
         width=info.width,
         height=info.height,
+        owner=owner,
+        inspection_id=inspection_id,
     )
     try:
         jobs.create(meta)

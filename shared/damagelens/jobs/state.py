@@ -43,6 +43,8 @@ class JobMeta(BaseModel):
     content_type: str
     width: int
     height: int
+    owner: str | None = None  # id of the API key that submitted it; None when auth is off
+    inspection_id: str | None = None
 
 
 class JobRecord(BaseModel):

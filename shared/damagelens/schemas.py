@@ -184,6 +184,7 @@ class VehicleSummary(BaseModel):
     rear: ViewFinding | None = None
     damage_regions: int = Field(0, description="detections summed over all photos")
     uncertain_photos: list[UncertainPhoto] = Field(default_factory=list)
+    uncertainty_threshold: float = Field(0.5, description="top probability below which a photo counts as uncertain")
     photos_failed: int = 0
 
 

@@ -47,7 +47,7 @@ def _split(label: str) -> tuple[str, str]:
 
 
 def vehicle_summary(photos: list[InspectionPhotoPublic], threshold: float) -> VehicleSummary:
-    summary = VehicleSummary()
+    summary = VehicleSummary(uncertainty_threshold=threshold)
     worst: dict[str, tuple[tuple[int, float], ViewFinding]] = {}
     for photo in photos:
         if photo.status == Status.failed:

@@ -15,6 +15,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from damagelens.jobs.state import utcnow
+from damagelens.webhooks.signing import new_secret
 
 KEY_PREFIX = "damagelens:apikey:"
 INDEX_KEY = "damagelens:apikeys"  # id -> digest
@@ -45,6 +46,7 @@ class ApiKey(BaseModel):
     max_queued: int
     created_at: datetime
     revoked: bool = False
+    webhook_secret: str | None = Field(None, description="signs this key's webhooks; shown by `keys create`")
 
 
 def digest(token: str) -> str:
@@ -58,7 +60,14 @@ class KeyStore:
     def create(self, name: str, rate: RateLimit, max_queued: int) -> tuple[ApiKey, str]:
         """A new key and its secret token (returned once, never stored)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(id="key_" + secrets.token_hex(6), name=name, rate=rate, max_queued=max_queued, created_at=utcnow())
+        key = ApiKey(
+            id="key_" + secrets.token_hex(6),
+            name=name,
+            rate=rate,
+            max_queued=max_queued,
+            created_at=utcnow(),
+            webhook_secret=new_secret(),
+        )
         pipe = self.client.pipeline(transaction=True)
         pipe.set(KEY_PREFIX + digest(token), key.model_dump_json())
         pipe.hset(INDEX_KEY, key.id, digest(token))
@@ -71,6 +80,11 @@ class KeyStore:
             return None
         key = ApiKey.model_validate_json(raw)
         return None if key.revoked else key
+
+    def by_id(self, key_id: str) -> ApiKey | None:
+        dig = self.client.hget(INDEX_KEY, key_id)
+        raw = self.client.get(KEY_PREFIX + dig) if dig else None
+        return ApiKey.model_validate_json(raw) if raw else None
 
     def list(self) -> list[ApiKey]:
         keys = []

@@ -113,6 +113,31 @@ class JobLinks(BaseModel):
     input: str
 
 
+class WebhookAttempt(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    refused: bool = Field(False, description="the SSRF guard refused the URL; no connection was made and no retry follows")
+    duration_ms: float = 0.0
+
+
+class WebhookInfo(BaseModel):
+    url: str
+    events: list[str]
+    delivered: bool = False
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
+
+
+class NotifyTask(BaseModel):
+    """Celery payload of `damagelens.notify`: what finished; the task reads the document itself."""
+
+    kind: Literal["job", "inspection"]
+    id: str
+    event: str
+    webhook_id: str = Field(description="`webhook-id`: the same on every retry, so receivers can de-duplicate")
+
+
 class JobPublic(BaseModel):
     id: str
     status: Status
@@ -127,6 +152,7 @@ class JobPublic(BaseModel):
     results: JobResults
     error: ErrorInfo | None
     links: JobLinks
+    webhook: WebhookInfo | None = None
 
 
 class JobAccepted(BaseModel):
@@ -205,6 +231,7 @@ class InspectionPublic(BaseModel):
     photos: list[InspectionPhotoPublic]
     summary: VehicleSummary
     links: InspectionLinks
+    webhook: WebhookInfo | None = None
 
 
 class StageTask(BaseModel):

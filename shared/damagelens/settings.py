@@ -93,6 +93,19 @@ class Settings(BaseSettings):
         "60/min", description="Requests per key and period (`N/s`, `N/min`, `N/h`) for keys created without `--rate`."
     )
     default_max_queued: int = Field(200, ge=1, description="Unfinished jobs per key for keys created without `--max-queued` (429 above).")
+    webhook_secret: str | None = Field(
+        None, description="Signs webhooks (Standard Webhooks, `whsec_…`) of jobs made without an API key; webhooks are refused while unset."
+    )
+    webhook_allow_http: bool = Field(False, description="Accept plain http:// webhook URLs (https only otherwise).")
+    webhook_allowlist: list[str] = Field(
+        default_factory=list,
+        description='Hosts or networks (JSON list, e.g. ["127.0.0.1/32"]) webhooks may reach although not public (tests, local setups).',
+    )
+    webhook_max_attempts: int = Field(8, ge=1, description="Deliveries tried per event before giving up.")
+    webhook_retry_base_seconds: float = Field(
+        30.0, gt=0, description="First retry delay; doubles each time (8 attempts at 30 s span about an hour)."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Connect and answer timeout of one delivery.")
     max_queue_depth: int = Field(
         1000, ge=1, description="Submits get 503 + Retry-After while any stage queue they need holds more tasks than this."
     )

@@ -17,6 +17,7 @@ from damagelens.logs import configure_logging
 from damagelens.registry import load_registry
 from damagelens.settings import Settings, get_settings
 from damagelens.storage import create_store
+from damagelens.webhooks.trigger import FinishNotifier
 from damagelens_gateway.dispatch import Dispatcher
 from damagelens_gateway.errors import install_error_handlers
 from damagelens_gateway.idempotency import Idempotency
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobStore.from_settings(settings)
     app.state.dispatcher = Dispatcher(settings)
     app.state.inspections = InspectionStore(app.state.jobs.client, settings.job_ttl_seconds)
+    app.state.jobs.on_finished = FinishNotifier(app.state.jobs, app.state.inspections, app.state.dispatcher.notify)
     app.state.admission = Admission(app.state.jobs, app.state.dispatcher, settings.max_queue_depth)
     app.state.idempotency = Idempotency(app.state.jobs.client, settings.idempotency_ttl_seconds)
     app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)

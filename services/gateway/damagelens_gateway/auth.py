@@ -30,6 +30,10 @@ class Caller:
     def owner(self) -> str | None:
         return self.key.id if self.key else None
 
+    @property
+    def webhook_secret(self) -> str | None:
+        return self.key.webhook_secret if self.key else None
+
     def may_see(self, owner: str | None) -> bool:
         return self.key is None or owner == self.key.id
 

@@ -11,7 +11,7 @@ import logging
 import uuid
 
 from damagelens.imaging import ImageError
-from damagelens.inspections import InspectionMeta, InspectionNotFound, inspection_public, uncertainty_threshold
+from damagelens.inspections import InspectionMeta, InspectionNotFound, read_public
 from damagelens.inspections.summary import inspection_links
 from damagelens.jobs import JobNotFound
 from damagelens.jobs.state import utcnow
@@ -19,7 +19,7 @@ from damagelens.schemas import TERMINAL, ErrorInfo, InspectionAccepted, Inspecti
 from damagelens_gateway.auth import Caller
 from damagelens_gateway.deps import Services
 from damagelens_gateway.errors import ApiError
-from damagelens_gateway.submission import submit_job
+from damagelens_gateway.submission import Webhook, submit_job
 
 log = logging.getLogger(__name__)
 PHOTO_ERRORS = ("upload_too_large",)  # ApiErrors of submit_job that belong to one photo, not the batch
@@ -48,6 +48,7 @@ def submit_inspection(
     reference: str | None,
     caller: Caller,
     services: Services,
+    webhook: Webhook | None = None,
 ) -> InspectionAccepted:
     settings, jobs = services.settings, services.jobs
     check_batch(len(photos), sum(len(data) for data, _ in photos), services)
@@ -99,6 +100,8 @@ def submit_inspection(
             created_at=utcnow(),
             photos=entries,
             owner=caller.owner,
+            webhook_url=webhook.url if webhook else None,
+            webhook_events=webhook.events if webhook else [],
         )
         services.inspections.create(meta)
     except BaseException:
@@ -136,17 +139,11 @@ def load(services: Services, inspection_id: str, caller: Caller) -> InspectionMe
 
 
 def public(services: Services, meta: InspectionMeta) -> InspectionPublic:
-    jobs = {}
-    for job_id in meta.job_ids:
-        try:
-            jobs[job_id] = services.jobs.public(job_id)
-        except JobNotFound:
-            continue
     try:
         entry = services.registry.get(meta.model)
     except Exception:  # noqa: BLE001  (a model removed from the registry since: fall back to the setting)
         entry = None
-    return inspection_public(meta, jobs, uncertainty_threshold(entry, services.settings.review_threshold))
+    return read_public(meta, services.jobs, services.inspections, entry, services.settings.review_threshold)
 
 
 def cancel(services: Services, meta: InspectionMeta) -> InspectionPublic:

@@ -64,6 +64,7 @@ class Admission:
         self._reserve = jobs.client.register_script(_RESERVE)
 
     def check_queues(self, stages: list[Stage]) -> None:
+        self.jobs.ping()  # Redis down is a 503 that says so, before the broker is asked anything
         depths = self.dispatcher.queue_lengths()
         full = [s.value for s in stages if depths.get(QUEUES[s], 0) > self.max_queue_depth]
         if full:

@@ -34,6 +34,7 @@ def create(
         raise typer.BadParameter(str(exc)) from None
     key, token = _store().create(name, limit, max_queued or settings.default_max_queued)
     typer.echo(f"created {key.id} ({key.name}): rate {key.rate}, max queued {key.max_queued}", err=True)
+    typer.echo(f"webhook signing secret of this key: {key.webhook_secret}", err=True)
     typer.echo(token)
 
 
@@ -42,7 +43,7 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="one JSON objec
     """Ids, names, limits and whether revoked (never the keys themselves)."""
     for key in _store().list():
         if as_json:
-            typer.echo(json.dumps({**key.model_dump(mode="json"), "rate": str(key.rate)}))
+            typer.echo(json.dumps({**key.model_dump(mode="json", exclude={"webhook_secret"}), "rate": str(key.rate)}))
         else:
             state = "revoked" if key.revoked else "active"
             typer.echo(f"{key.id}  {key.name}  rate {key.rate}  max queued {key.max_queued}  {state}  {key.created_at:%Y-%m-%d}")

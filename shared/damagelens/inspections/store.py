@@ -8,10 +8,11 @@ import redis
 from pydantic import BaseModel
 
 from damagelens.jobs.store import redis_client
-from damagelens.schemas import InspectionPhoto, Stage
+from damagelens.schemas import InspectionPhoto, Stage, WebhookAttempt
 from damagelens.settings import Settings
 
 KEY_PREFIX = "damagelens:inspection:"
+WEBHOOK_SUFFIX = ":webhook"
 
 
 class InspectionNotFound(KeyError):
@@ -27,6 +28,8 @@ class InspectionMeta(BaseModel):
     photos: list[InspectionPhoto]
     owner: str | None = None
     canceled: bool = False
+    webhook_url: str | None = None
+    webhook_events: list[str] = []
 
     @property
     def job_ids(self) -> list[str]:
@@ -61,4 +64,17 @@ class InspectionStore:
         return meta
 
     def delete(self, inspection_id: str) -> None:
-        self.client.delete(self.key(inspection_id))
+        self.client.delete(self.key(inspection_id), self.key(inspection_id) + WEBHOOK_SUFFIX)
+
+    def record_webhook_attempt(self, inspection_id: str, attempt: WebhookAttempt) -> None:
+        key = self.key(inspection_id) + WEBHOOK_SUFFIX
+        self.client.hset(key, str(attempt.attempt), attempt.model_dump_json())
+        self.client.expire(key, self.ttl)
+
+    def webhook_attempts(self, inspection_id: str) -> list[WebhookAttempt]:
+        raw = self.client.hgetall(self.key(inspection_id) + WEBHOOK_SUFFIX)
+        return [WebhookAttempt.model_validate_json(v) for v in raw.values()]
+
+    def claim_finish(self, inspection_id: str) -> bool:
+        """True once per inspection: the caller announces that it finished."""
+        return bool(self.client.set(self.key(inspection_id) + ":finished", "1", nx=True, ex=self.ttl))

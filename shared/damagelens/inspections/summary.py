@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from damagelens.inspections.store import InspectionMeta
+from damagelens.inspections.store import InspectionMeta, InspectionStore
+from damagelens.jobs import JobNotFound, JobStore
+from damagelens.jobs.state import webhook_info
 from damagelens.schemas import (
     TERMINAL,
     ClassifyResult,
@@ -16,6 +18,7 @@ from damagelens.schemas import (
     UncertainPhoto,
     VehicleSummary,
     ViewFinding,
+    WebhookAttempt,
 )
 
 # How bad a condition is: a crushed panel is structural, a breakage usually a part; normal is none.
@@ -97,7 +100,9 @@ def aggregate_status(statuses: list[Status], canceled: bool) -> Status:
     return Status.queued if all(s in (Status.queued, Status.failed) for s in statuses) else Status.running
 
 
-def inspection_public(meta: InspectionMeta, jobs: dict[str, JobPublic], threshold: float) -> InspectionPublic:
+def inspection_public(
+    meta: InspectionMeta, jobs: dict[str, JobPublic], threshold: float, webhook_attempts: list[WebhookAttempt] | None = None
+) -> InspectionPublic:
     photos: list[InspectionPhotoPublic] = []
     for photo in meta.photos:
         job = jobs.get(photo.job_id) if photo.job_id else None
@@ -127,4 +132,17 @@ def inspection_public(meta: InspectionMeta, jobs: dict[str, JobPublic], threshol
         photos=photos,
         summary=vehicle_summary(photos, threshold),
         links=inspection_links(meta.id),
+        webhook=webhook_info(meta.webhook_url, meta.webhook_events, webhook_attempts or []),
     )
+
+
+def read_public(meta: InspectionMeta, jobs: JobStore, inspections: InspectionStore, entry: object | None, default_threshold: float):
+    """The inspection as clients see it, read from Redis (gateway reads and webhook bodies alike)."""
+    found: dict[str, JobPublic] = {}
+    for job_id in meta.job_ids:
+        try:
+            found[job_id] = jobs.public(job_id)
+        except JobNotFound:
+            continue
+    attempts = inspections.webhook_attempts(meta.id) if meta.webhook_url else []
+    return inspection_public(meta, found, uncertainty_threshold(entry, default_threshold), attempts)

@@ -11,13 +11,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from damagelens.schemas import TERMINAL, InspectionAccepted, InspectionPublic
+from damagelens.webhooks.trigger import INSPECTION_EVENTS
 from damagelens_gateway import inspections
 from damagelens_gateway.auth import CallerDep
 from damagelens_gateway.deps import ServicesDep
 from damagelens_gateway.errors import ApiError
 from damagelens_gateway.idempotency import fingerprint
 from damagelens_gateway.openapi import SUBMIT_RESPONSES, read_responses
-from damagelens_gateway.submission import check_cam_method, parse_tasks
+from damagelens_gateway.submission import check_cam_method, parse_tasks, parse_webhook
 
 router = APIRouter(prefix="/v1/inspections", tags=["inspections"])
 SSE_POLL_SECONDS = 0.5
@@ -39,12 +40,15 @@ async def create_inspection(
     tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
     reference: str | None = Form(None, max_length=200, description="your claim or vehicle id, echoed back"),
+    webhook_url: str | None = Form(None, description="POSTed (signed, Standard Webhooks) when the whole inspection finishes"),
+    webhook_events: str | None = Form(None, description="comma-separated; default: all three inspection.* events"),
     idempotency_key: str | None = Header(
         None, alias="Idempotency-Key", description="retry-safe submits: same key + same body → the first answer"
     ),
 ) -> Response:
     check_cam_method(cam_method)
     stages = parse_tasks(tasks)
+    webhook = parse_webhook(webhook_url, webhook_events, INSPECTION_EVENTS, caller.webhook_secret, services.settings)
     uploads = images or []
     inspections.check_batch(len(uploads), 0, services)
     photos: list[tuple[bytes, str]] = []
@@ -67,12 +71,13 @@ async def create_inspection(
             reference=reference,
             caller=caller,
             services=services,
+            webhook=webhook,
         )
         return 202, accepted.model_dump_json(), {"Location": accepted.links.self}
 
-    request_hash = fingerprint(
-        model, ",".join(s.value for s in stages), cam_method, reference, *(d for d, _ in photos), *(n for _, n in photos)
-    )
+    hook = f"{webhook.url} {','.join(webhook.events)}" if webhook else None
+    names = [name for _, name in photos]
+    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, reference, hook, *(d for d, _ in photos), *names)
     return await services.idempotency.run(idempotency_key, caller.owner, request_hash, produce)
 
 

@@ -15,12 +15,13 @@ from damagelens.jobs.state import links
 from damagelens.schemas import ARTIFACTS, TERMINAL, JobAccepted, JobPublic, Status
 from damagelens.storage import ObjectNotFound, job_key
 from damagelens.storage.base import guess_content_type
+from damagelens.webhooks.trigger import JOB_EVENTS
 from damagelens_gateway.auth import Caller, CallerDep
 from damagelens_gateway.deps import JobsDep, Services, ServicesDep, SettingsDep, StoreDep
 from damagelens_gateway.errors import ApiError
 from damagelens_gateway.idempotency import fingerprint
 from damagelens_gateway.openapi import SUBMIT_RESPONSES, read_responses
-from damagelens_gateway.submission import check_cam_method, parse_tasks, submit_job
+from damagelens_gateway.submission import Webhook, check_cam_method, parse_tasks, parse_webhook, submit_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SSE_POLL_SECONDS = 0.4
@@ -46,26 +47,32 @@ async def create_job(
     model: str | None = Form(None),
     tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
+    webhook_url: str | None = Form(None, description="POSTed (signed, Standard Webhooks) when the job finishes"),
+    webhook_events: str | None = Form(None, description="comma-separated; default job.succeeded,job.failed,job.canceled"),
     idempotency_key: str | None = Header(
         None, alias="Idempotency-Key", description="retry-safe submits: same key + same body → the first answer"
     ),
 ) -> Response:
     check_cam_method(cam_method)
     stages = parse_tasks(tasks)
+    webhook = parse_webhook(webhook_url, webhook_events, JOB_EVENTS, caller.webhook_secret, services.settings)
     data, filename = await read_upload(image, file, services.settings.max_upload_bytes)
     await run_in_threadpool(services.admission.take_token, caller)
     await run_in_threadpool(services.admission.check_queues, stages)
 
     async def produce() -> tuple[int, str, dict[str, str]]:
-        job_id = await run_in_threadpool(submit_owned_job, services, caller, data, filename, model, stages, cam_method)
+        job_id = await run_in_threadpool(submit_owned_job, services, caller, data, filename, model, stages, cam_method, webhook)
         body = JobAccepted(id=job_id, status=Status.queued, links=links(job_id))
         return 202, body.model_dump_json(), {"Location": body.links.self}
 
-    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, data, filename)
+    hook = f"{webhook.url} {','.join(webhook.events)}" if webhook else None
+    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, data, filename, hook)
     return await services.idempotency.run(idempotency_key, caller.owner, request_hash, produce)
 
 
-def submit_owned_job(services: Services, caller: Caller, data: bytes, filename: str, model, stages, cam_method) -> str:
+def submit_owned_job(
+    services: Services, caller: Caller, data: bytes, filename: str, model, stages, cam_method, webhook: Webhook | None = None
+) -> str:
     """Submit counted against the key's cap on unfinished jobs (released again if the submit fails)."""
     job_id = uuid.uuid4().hex
     services.admission.reserve(caller, [job_id], services.settings.job_ttl_seconds)
@@ -79,6 +86,7 @@ def submit_owned_job(services: Services, caller: Caller, data: bytes, filename: 
             cam_method=cam_method,
             owner=caller.owner,
             job_id=job_id,
+            webhook=webhook,
         )
     except BaseException:
         services.admission.release(caller, [job_id])

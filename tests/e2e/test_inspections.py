@@ -71,7 +71,7 @@ def test_report_html_is_self_contained(stack: Stack, finished_inspection: dict) 
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     html = response.text
     assert html.count('src="data:image/jpeg;base64,') == 36  # input, Grad-CAM overlay, detections × 12
-    assert "src=\"http" not in html and "src=\"/" not in html
+    assert 'src="http' not in html and 'src="/' not in html
     assert "claim-e2e" in html and "Vehicle summary" in html and "Grad-CAM overlay" in html
     for photo in finished_inspection["photos"]:
         cls = photo["job"]["results"]["classification"]

@@ -62,6 +62,19 @@ def test_another_keys_job_and_inspection_are_404(secured: TestClient) -> None:
     assert secured.get(f"/v1/jobs/{inspection['jobs'][0]['job_id']}", headers=bob).status_code == 404
 
 
+def test_the_ui_cookie_works_for_reads_only(secured: TestClient) -> None:
+    headers = _key(secured, "browser")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    job = _submit(secured, headers).json()
+    secured.cookies.set("damagelens_api_key", token)
+    try:
+        assert secured.get(job["links"]["input"]).status_code == 200  # what an <img> does
+        assert secured.delete(job["links"]["self"]).status_code == 401  # never state changes
+        assert _submit(secured, {}).status_code == 401
+    finally:
+        secured.cookies.clear()
+
+
 def test_revoked_key_is_refused(secured: TestClient) -> None:
     headers = _key(secured, "temp")
     assert _submit(secured, headers).status_code == 202

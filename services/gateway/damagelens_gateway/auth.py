@@ -15,6 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from damagelens.apikeys import ApiKey, KeyStore
 from damagelens_gateway.errors import ApiError
 
+# The web UI also keeps its key in this session cookie, because <img> and EventSource cannot send
+# headers; it is honoured for reads only, so a cross-site form can never submit or cancel with it.
+KEY_COOKIE = "damagelens_api_key"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
@@ -43,9 +48,12 @@ def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredential
     if state.settings.auth == "off":
         return Caller(None)
     challenge = {"WWW-Authenticate": 'Bearer realm="damagelens"'}
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else None
+    if token is None and request.method in SAFE_METHODS:
+        token = request.cookies.get(KEY_COOKIE)
+    if not token:
         raise ApiError(401, "unauthorized", "This gateway needs an API key: send `Authorization: Bearer <key>`.", challenge)
-    key = KeyStore(state.jobs.client).lookup(credentials.credentials)
+    key = KeyStore(state.jobs.client).lookup(token)
     if key is None:
         raise ApiError(401, "unauthorized", "The API key is unknown or revoked.", challenge)
     return Caller(key)

@@ -56,3 +56,13 @@ def test_api_key_is_sent(s3_settings: Settings) -> None:
         with DamageLensClient(server.url) as anonymous, pytest.raises(DamageLensError) as err:
             anonymous.submit(images.jpeg())
         assert err.value.status == 401
+
+
+def test_wait_falls_back_to_polling_when_the_stream_breaks(s3_settings: Settings) -> None:
+    with ThreadedApp(create_app(s3_settings)) as server:
+        with DamageLensClient(server.url) as direct:
+            job_id = direct.submit(images.jpeg()).id
+            direct.cancel(job_id)
+        with LossyProxy(server.port, drop_first=1) as proxy, DamageLensClient(proxy.url) as client:
+            done = client.wait(job_id, timeout=30, poll_seconds=0.1)  # the event stream's connection is cut
+        assert done.status.value == "canceled" and proxy.connections >= 2

@@ -59,14 +59,14 @@ describe('several photos → one inspection; API key prompt', () => {
       );
     };
     render(<App />);
-    await screen.findByRole('radio', { name: /fast/i });
+    await screen.findByRole('radio', { name: /fast/i }, { timeout: 5000 });
     upload([jpeg('front.jpg'), jpeg('rear.jpg')]);
-    const report = await screen.findByRole('link', { name: 'Download report' });
+    const report = await screen.findByRole('link', { name: 'Download report' }, { timeout: 5000 });
     expect(report).toHaveAttribute('href', '/v1/inspections/insp1/report');
     expect(screen.getByRole('link', { name: 'PDF' })).toHaveAttribute('href', '/v1/inspections/insp1/report?format=pdf');
     expect(screen.getByTestId('inspection')).toHaveTextContent('2 photos · 1 not usable');
-    await waitFor(() => expect(screen.getAllByTestId('job-card').some((c) => c.getAttribute('data-job-id') === 'jobA')).toBe(true));
-    expect(await screen.findByText('rear.jpg is truncated')).toBeInTheDocument();
+    await waitFor(() => expect(screen.getAllByTestId('job-card').some((c) => c.getAttribute('data-job-id') === 'jobA')).toBe(true), { timeout: 5000 });
+    expect(await screen.findByText('rear.jpg is truncated', {}, { timeout: 5000 })).toBeInTheDocument();
     expect(fetchMock.mock.calls.filter(([u, i]) => u === '/v1/jobs' && i?.method === 'POST')).toHaveLength(0);
   });
 
@@ -77,12 +77,12 @@ describe('several photos → one inspection; API key prompt', () => {
       return jsonResponse({ id: 'jobK', status: 'queued', links: {} }, 202);
     };
     render(<App />);
-    await screen.findByRole('radio', { name: /fast/i });
+    await screen.findByRole('radio', { name: /fast/i }, { timeout: 5000 });
     upload([jpeg('car.jpg')]);
-    expect(await screen.findByRole('heading', { name: 'API key required' })).toBeInTheDocument();
+    expect(await screen.findByRole('heading', { name: 'API key required' }, { timeout: 5000 })).toBeInTheDocument();
     fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'dl_key' } });
     fireEvent.click(screen.getByRole('button', { name: 'Use key' }));
-    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'jobK'));
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'jobK'), { timeout: 5000 });
     expect(getApiKey()).toBe('dl_key');
     expect(screen.queryByRole('heading', { name: 'API key required' })).toBeNull();
   });

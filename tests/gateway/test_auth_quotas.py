@@ -134,3 +134,32 @@ def test_keys_cli_create_list_revoke(s3_settings: Settings, monkeypatch: pytest.
     assert runner.invoke(cli_app, ["keys", "revoke", "claims-team"]).exit_code == 0
     assert "revoked" in runner.invoke(cli_app, ["keys", "list"]).stdout
     assert runner.invoke(cli_app, ["keys", "create", "x", "--rate", "fast"]).exit_code != 0
+
+
+def test_limits_hold_across_two_gateways_under_parallel_requests(s3_settings: Settings) -> None:
+    """Two gateway processes' worth of apps on one Redis: the Lua bucket and cap are shared and atomic."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.support.servers import ThreadedApp
+
+    settings = s3_settings.model_copy(update={"auth": "on"})
+    first, second = create_app(settings), create_app(settings)
+    keys = KeyStore(first.state.jobs.client)
+    _, rate_token = keys.create("burst", RateLimit.parse("5/h"), 100)  # no refill during the test
+    _, cap_token = keys.create("capped", RateLimit.parse("100/min"), 4)
+    photo = images.jpeg()
+    with ThreadedApp(first) as a, ThreadedApp(second) as b, httpx.Client(timeout=60) as http:
+
+        def post(args: tuple[int, str]) -> int:
+            i, token = args
+            url = (a.url if i % 2 else b.url) + "/v1/jobs"
+            return http.post(url, files={"image": ("c.jpg", photo, "image/jpeg")}, headers={"Authorization": f"Bearer {token}"}).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            rate_codes = list(pool.map(post, [(i, rate_token) for i in range(12)]))
+            cap_codes = list(pool.map(post, [(i, cap_token) for i in range(12)]))
+    assert sorted(rate_codes) == [202] * 5 + [429] * 7
+    assert sorted(cap_codes) == [202] * 4 + [429] * 8
+    assert len(first.state.jobs.client.keys("damagelens:job:*")) == 9

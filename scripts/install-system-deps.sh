@@ -6,11 +6,14 @@ set -euo pipefail
 mode="${1:-test}"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# WeasyPrint (PDF inspection reports) needs Pango.
+ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
 if [ "$mode" = "test" ]; then
   command -v chromium >/dev/null || need+=(chromium chromium-driver)
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v nginx >/dev/null || need+=(nginx-light)
   command -v kubectl >/dev/null || need+=(kubectl)
+  command -v pdftoppm >/dev/null || need+=(poppler-utils)  # the inspection report test renders PDF pages
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

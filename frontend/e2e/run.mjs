@@ -5,7 +5,8 @@
 //
 // Optional env: DAMAGELENS_E2E_TIMEOUT_S (job wait, default 240), DAMAGELENS_E2E_MODEL (fast|accurate),
 // DAMAGELENS_E2E_CHROMIUM (default /usr/bin/chromium), DAMAGELENS_E2E_OUT (default frontend/test-results),
-// DAMAGELENS_E2E_HEADFUL=1 to watch it.
+// DAMAGELENS_E2E_HEADFUL=1 to watch it, DAMAGELENS_E2E_INSPECTION_IMAGES (photos separated by the
+// path delimiter) to also send several photos together and check the inspection's report button.
 // Exit codes: 0 passed, 1 an assertion failed, 2 setup problem (no image, no browser, gateway down).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ const MODEL = process.env.DAMAGELENS_E2E_MODEL || '';
 const CHROMIUM = process.env.DAMAGELENS_E2E_CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(process.env.DAMAGELENS_E2E_OUT || path.join(here, '..', 'test-results'));
 const STAGES = ['classify', 'explain', 'detect'];
+const INSPECTION_IMAGES = (process.env.DAMAGELENS_E2E_INSPECTION_IMAGES || '').split(path.delimiter).filter(Boolean);
 
 class SetupError extends Error {}
 class CheckError extends Error {}
@@ -173,10 +175,41 @@ async function run(ctx) {
   check((await page.locator(`[data-testid="recent-jobs"] a[href="#/jobs/${jobId}"]`).count()) === 1, 'job missing from Recent jobs after reload');
   log('reopened by #/jobs/{id} after reload, listed in Recent jobs');
 
+  const inspection = INSPECTION_IMAGES.length ? await checkInspection(page) : null;
+
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(' | ')}`);
-  const summary = { base: BASE, job_id: jobId, label, probability_bars: bars, overlay: overlaySize, detections: items, seconds: (Date.now() - t0) / 1000 };
+  const summary = { base: BASE, job_id: jobId, label, probability_bars: bars, overlay: overlaySize, detections: items, inspection, seconds: (Date.now() - t0) / 1000 };
   fs.writeFileSync(path.join(OUT, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
   return { page, summary };
+}
+
+/** Several photos at once: one inspection bar whose "Download report" serves the finished report. */
+async function checkInspection(page) {
+  log(`uploading ${INSPECTION_IMAGES.length} photos together`);
+  await page.locator('input[type="file"]').setInputFiles(INSPECTION_IMAGES);
+  const bar = page.getByTestId('inspection').first();
+  await bar.waitFor({ timeout: 60000 });
+  const id = await bar.getAttribute('data-inspection-id');
+  const link = bar.getByRole('link', { name: 'Download report' });
+  const href = await link.getAttribute('href');
+  check(href === `/v1/inspections/${id}/report`, `report link is ${href}`);
+  const deadline = Date.now() + TIMEOUT_MS;
+  let status = '';
+  while (Date.now() < deadline) {
+    status = (await (await page.request.get(`${BASE}/v1/inspections/${id}`)).json()).status;
+    if (['succeeded', 'failed', 'canceled'].includes(status)) break;
+    await page.waitForTimeout(1000);
+  }
+  check(status === 'succeeded', `inspection ${id} ended ${status || 'never'}`);
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60000 }).catch(() => null), link.click({ modifiers: [] })]);
+  let html = '';
+  if (download) html = fs.readFileSync(await download.path(), 'utf8');
+  else html = await (await page.request.get(`${BASE}${href}`)).text();
+  const images = (html.match(/src="data:image\/jpeg;base64,/g) || []).length;
+  check(images === 3 * INSPECTION_IMAGES.length, `report has ${images} inlined images, expected ${3 * INSPECTION_IMAGES.length}`);
+  await page.screenshot({ path: path.join(OUT, 'desktop-inspection.png'), fullPage: true });
+  log(`inspection ${id}: report with ${images} images (${download ? 'downloaded by the button' : 'fetched'})`);
+  return { id, photos: INSPECTION_IMAGES.length, report_images: images };
 }
 
 async function main() {

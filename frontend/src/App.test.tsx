@@ -80,9 +80,19 @@ describe('App', () => {
     expect(loadRecent()[0]).toMatchObject({ id: 'newjob', filename: 'car.jpg', model: 'fast' });
   });
 
-  it('uploads several photos as separate jobs and shows live stage progress', async () => {
-    let n = 0;
-    routes['POST /v1/jobs'] = () => jsonResponse({ id: `job${++n}`, status: 'queued', links: {} }, 202);
+  it('uploads several photos as one inspection (a job each) and shows live stage progress', async () => {
+    // Issue 11: photos sent together become one inspection; each still gets its own job card.
+    routes['POST /v1/inspections'] = () =>
+      jsonResponse(
+        {
+          id: 'insp',
+          status: 'queued',
+          reference: null,
+          jobs: ['a.jpg', 'b.jpg'].map((filename, index) => ({ index, filename, job_id: `job${index + 1}`, status: 'queued', error: null })),
+          links: {},
+        },
+        202,
+      );
     render(<App />);
     await screen.findByText('untrained');
     upload([jpeg('a.jpg'), jpeg('b.jpg')]);

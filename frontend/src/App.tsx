@@ -1,5 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { fetchInput, setGatewayReachable, submitJob, toApiError } from './api/client';
+import { fetchInput, setGatewayReachable, submitInspection, submitJob, toApiError } from './api/client';
+import { ApiKeyPrompt } from './components/ApiKeyPrompt';
+import { InspectionBar, type InspectionEntry } from './components/InspectionBar';
+import { setApiKey } from './lib/apiKey';
 import type { Job } from './api/types';
 import { GatewayBanner } from './components/GatewayBanner';
 import { JobCard, type Entry } from './components/JobCard';
@@ -25,6 +28,8 @@ export function App() {
   const [entries, setEntries] = useState<Entry[]>([]);
   const [recent, setRecent] = useState<RecentJob[]>(loadRecent);
   const [highlight, setHighlight] = useState<string | null>(null);
+  const [inspections, setInspections] = useState<InspectionEntry[]>([]);
+  const [needKey, setNeedKey] = useState(false);
   const entriesRef = useRef(entries);
   entriesRef.current = entries;
 
@@ -42,7 +47,38 @@ export function App() {
         update(key, { phase: 'submitted', jobId: res.id });
         setRecent((r) => upsertRecent(r, { id: res.id, filename, model: modelName, createdAt: new Date().toISOString(), status: res.status }));
       } catch (err) {
-        update(key, { phase: 'rejected', uploadError: toApiError(err).toInfo() });
+        const error = toApiError(err);
+        if (error.status === 401) setNeedKey(true);
+        update(key, { phase: 'rejected', uploadError: error.toInfo() });
+      }
+    },
+    [update],
+  );
+
+  /** Two or more photos at once become one inspection (one job each, one report). */
+  const submitBatch = useCallback(
+    async (batch: Entry[], modelName: string) => {
+      try {
+        const res = await submitInspection(
+          batch.map((e) => ({ file: e.file!, filename: e.filename })),
+          modelName,
+        );
+        setInspections((list) => [{ id: res.id, photos: res.jobs.length, rejected: res.jobs.filter((j) => !j.job_id).length }, ...list]);
+        res.jobs.forEach((photo, i) => {
+          const entry = batch[i];
+          if (photo.job_id) {
+            update(entry.key, { phase: 'submitted', jobId: photo.job_id });
+            setRecent((r) =>
+              upsertRecent(r, { id: photo.job_id!, filename: entry.filename, model: modelName, createdAt: new Date().toISOString(), status: photo.status }),
+            );
+          } else {
+            update(entry.key, { phase: 'rejected', uploadError: photo.error ?? { code: 'failed', message: 'The photo was not accepted.' } });
+          }
+        });
+      } catch (err) {
+        const error = toApiError(err);
+        if (error.status === 401) setNeedKey(true);
+        for (const entry of batch) update(entry.key, { phase: 'rejected', uploadError: error.toInfo() });
       }
     },
     [update],
@@ -63,9 +99,11 @@ export function App() {
         };
       });
       setEntries((list) => [...fresh, ...list]);
-      for (const e of fresh) if (e.phase === 'uploading') void submit(e.key, e.file!, e.filename, e.model);
+      const valid = fresh.filter((e) => e.phase === 'uploading');
+      if (valid.length >= 2) void submitBatch(valid, model);
+      else for (const e of valid) void submit(e.key, e.file!, e.filename, e.model);
     },
-    [models.limits, model, submit],
+    [models.limits, model, submit, submitBatch],
   );
 
   const retry = useCallback(
@@ -187,6 +225,15 @@ export function App() {
       )}
       <div className="layout">
         <main className="main-col">
+          {needKey && (
+            <ApiKeyPrompt
+              onSave={(key) => {
+                setApiKey(key);
+                setNeedKey(false);
+                for (const e of entriesRef.current) if (e.uploadError?.code === 'unauthorized') void retry(e);
+              }}
+            />
+          )}
           <section className="card upload" aria-labelledby="upload-heading">
             <h2 id="upload-heading">Analyse photos</h2>
             <ModelPicker models={models.models} value={model} onChange={setChosenModel} loaded={models.loaded} />
@@ -209,6 +256,9 @@ export function App() {
             <h2 id="jobs-heading" className={entries.length ? '' : 'sr-only'}>
               Jobs
             </h2>
+            {inspections.map((i) => (
+              <InspectionBar key={i.id} inspection={i} />
+            ))}
             {entries.map((e) => (
               <JobCard key={e.key} entry={e} highlighted={e.key === highlight} onRetry={retry} onRemove={remove} onJobUpdate={onJobUpdate} />
             ))}

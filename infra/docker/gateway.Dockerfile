@@ -35,7 +35,13 @@ LABEL org.opencontainers.image.title="damagelens-gateway" \
       org.opencontainers.image.description="DamageLens HTTP gateway (FastAPI, no torch)" \
       org.opencontainers.image.licenses="AGPL-3.0-only"
 
-RUN groupadd --system --gid 10001 app \
+# Pango and a font for WeasyPrint (the PDF inspection report). DL3008: Debian point releases
+# replace old package versions, so exact apt pins would break rebuilds (the base image is pinned).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /var/lib/damagelens/storage /var/cache/damagelens \
     && chown -R app:app /var/lib/damagelens /var/cache/damagelens

@@ -113,6 +113,31 @@ class JobLinks(BaseModel):
     input: str
 
 
+class WebhookAttempt(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    refused: bool = Field(False, description="the SSRF guard refused the URL; no connection was made and no retry follows")
+    duration_ms: float = 0.0
+
+
+class WebhookInfo(BaseModel):
+    url: str
+    events: list[str]
+    delivered: bool = False
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
+
+
+class NotifyTask(BaseModel):
+    """Celery payload of `damagelens.notify`: what finished; the task reads the document itself."""
+
+    kind: Literal["job", "inspection"]
+    id: str
+    event: str
+    webhook_id: str = Field(description="`webhook-id`: the same on every retry, so receivers can de-duplicate")
+
+
 class JobPublic(BaseModel):
     id: str
     status: Status
@@ -127,12 +152,86 @@ class JobPublic(BaseModel):
     results: JobResults
     error: ErrorInfo | None
     links: JobLinks
+    webhook: WebhookInfo | None = None
 
 
 class JobAccepted(BaseModel):
     id: str
     status: Status
     links: JobLinks
+
+
+class InspectionLinks(BaseModel):
+    self: str
+    events: str
+    report: str
+
+
+class InspectionPhoto(BaseModel):
+    """One photo of an inspection: its job, or why it never got one (a bad photo fails only itself)."""
+
+    index: int = Field(description="position of the photo in the request, from 0")
+    filename: str
+    job_id: str | None
+    status: Status
+    error: ErrorInfo | None = None
+
+
+class InspectionAccepted(BaseModel):
+    id: str
+    status: Status
+    reference: str | None
+    jobs: list[InspectionPhoto]
+    links: InspectionLinks
+
+
+class ViewFinding(BaseModel):
+    """The worst condition seen for one view (front or rear) and the photo that shows it."""
+
+    label: str
+    condition: str
+    confidence: float
+    photo_index: int
+    job_id: str
+    filename: str
+
+
+class UncertainPhoto(BaseModel):
+    photo_index: int
+    job_id: str
+    filename: str
+    label: str
+    confidence: float
+    threshold: float
+
+
+class VehicleSummary(BaseModel):
+    front: ViewFinding | None = None
+    rear: ViewFinding | None = None
+    damage_regions: int = Field(0, description="detections summed over all photos")
+    uncertain_photos: list[UncertainPhoto] = Field(default_factory=list)
+    uncertainty_threshold: float = Field(0.5, description="top probability below which a photo counts as uncertain")
+    photos_failed: int = 0
+
+
+class InspectionPhotoPublic(InspectionPhoto):
+    job: JobPublic | None = None
+
+
+class InspectionPublic(BaseModel):
+    id: str
+    status: Status
+    progress: float
+    reference: str | None
+    model: str
+    tasks: list[Stage]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    photos: list[InspectionPhotoPublic]
+    summary: VehicleSummary
+    links: InspectionLinks
+    webhook: WebhookInfo | None = None
 
 
 class StageTask(BaseModel):

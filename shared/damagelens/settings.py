@@ -77,6 +77,39 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="JSON log lines (with job id) instead of plain text.")
 
+    # API for shared deployments: inspections, idempotency, keys, quotas, back-pressure
+    auth: Literal["off", "on"] = Field(
+        "off", description="`on`: every API call needs `Authorization: Bearer <key>` (keys from `damagelens keys create`)."
+    )
+    inspection_max_photos: int = Field(24, ge=1, description="Most photos in one inspection (`POST /v1/inspections`).")
+    inspection_max_bytes: int = Field(
+        200 * 1024 * 1024, ge=1, description="Largest inspection request body, all photos together (413 above)."
+    )
+    review_threshold: float = Field(
+        0.5, ge=0, le=1, description="Top probability below which a photo is uncertain, when the model card gives no `review_threshold`."
+    )
+    idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long an `Idempotency-Key` and its first answer are kept.")
+    default_rate_limit: str = Field(
+        "60/min", description="Requests per key and period (`N/s`, `N/min`, `N/h`) for keys created without `--rate`."
+    )
+    default_max_queued: int = Field(200, ge=1, description="Unfinished jobs per key for keys created without `--max-queued` (429 above).")
+    webhook_secret: str | None = Field(
+        None, description="Signs webhooks (Standard Webhooks, `whsec_…`) of jobs made without an API key; webhooks are refused while unset."
+    )
+    webhook_allow_http: bool = Field(False, description="Accept plain http:// webhook URLs (https only otherwise).")
+    webhook_allowlist: list[str] = Field(
+        default_factory=list,
+        description='Hosts or networks (JSON list, e.g. ["127.0.0.1/32"]) webhooks may reach although not public (tests, local setups).',
+    )
+    webhook_max_attempts: int = Field(8, ge=1, description="Deliveries tried per event before giving up.")
+    webhook_retry_base_seconds: float = Field(
+        30.0, gt=0, description="First retry delay; doubles each time (8 attempts at 30 s span about an hour)."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Connect and answer timeout of one delivery.")
+    max_queue_depth: int = Field(
+        1000, ge=1, description="Submits get 503 + Retry-After while any stage queue they need holds more tasks than this."
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

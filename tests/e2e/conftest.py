@@ -16,7 +16,8 @@ import pytest
 from tests.support.servers import RedisProcess, S3Endpoint, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ("classify", "explain", "detect")
+QUEUES = ("classify", "explain", "detect", "notify")  # notify: webhook deliveries
+WEBHOOK_SECRET = "whsec_ZTJlLXN0YWNrLXdlYmhvb2stc2VjcmV0"
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 
@@ -76,6 +77,11 @@ def stack(redis_server: RedisProcess, s3_endpoint: S3Endpoint, tmp_path_factory)
         "DAMAGELENS_PORT": str(port),
         "DAMAGELENS_TORCH_THREADS": "1",
         "DAMAGELENS_COMPAT_TIMEOUT_SECONDS": "180",
+        # Webhooks to receivers the tests start on 127.0.0.1, retried quickly.
+        "DAMAGELENS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DAMAGELENS_WEBHOOK_ALLOW_HTTP": "true",
+        "DAMAGELENS_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]',
+        "DAMAGELENS_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
         "HF_HUB_OFFLINE": "1",
         "YOLO_OFFLINE": "1",
         "YOLO_AUTOINSTALL": "False",

@@ -1,4 +1,5 @@
-"""A real Chromium (Debian's) drives the built web UI against the real stack: upload → three stages → tabs.
+"""A real Chromium (Debian's) drives the built web UI against the real stack: upload → three stages → tabs,
+then two photos at once → one inspection whose "Download report" button serves the report.
 
 The browser script lives with the frontend (`frontend/e2e/run.mjs`, playwright-core); this test
 starts it against the same stack the API end-to-end tests use and saves its screenshots.
@@ -34,9 +35,11 @@ def test_upload_a_photo_in_the_browser(stack: Stack, real_photos: list[Path]) ->
         "DAMAGELENS_E2E_TIMEOUT_S": "300",
         "DAMAGELENS_E2E_CHROMIUM": CHROMIUM,
         "DAMAGELENS_E2E_OUT": str(out),
+        "DAMAGELENS_E2E_INSPECTION_IMAGES": os.pathsep.join(str(p) for p in real_photos[1:4:2]),
     }
     run = subprocess.run(["node", "e2e/run.mjs"], cwd=REPO / "frontend", env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{stack.tail_logs()}"
     assert "E2E PASSED" in run.stdout
-    for shot in ("desktop-prediction.png", "desktop-gradcam.png", "desktop-detection.png", "mobile-375.png"):
+    assert '"report_images":6' in run.stdout  # two photos sent together: one inspection, its report
+    for shot in ("desktop-prediction.png", "desktop-gradcam.png", "desktop-detection.png", "mobile-375.png", "desktop-inspection.png"):
         assert (out / shot).stat().st_size > 10_000, shot

@@ -24,6 +24,7 @@ INFRA = REPO / "infra"
 K8S = INFRA / "k8s"
 OVERLAYS = ("dev", "gpu")
 QUEUES = ("classify", "explain", "detect")
+NOTIFY_QUEUE = "notify"  # webhook deliveries: a worker without models, no GPU variant, no autoscaling
 SETTINGS_PREFIX = "DAMAGELENS_"
 
 
@@ -64,11 +65,13 @@ def procfile() -> dict[str, list[str]]:
 
 
 def procfile_worker_queues() -> dict[str, list[str]]:
-    """Procfile entries that run `damagelens worker --queue Q`, keyed by Q."""
+    """Procfile entries that run `damagelens worker --queue Q` for an analysis stage, keyed by Q."""
     queues = {}
     for command in procfile().values():
         if command[:2] == ["damagelens", "worker"] and "--queue" in command:
-            queues[command[command.index("--queue") + 1]] = command
+            queue = command[command.index("--queue") + 1]
+            if queue != NOTIFY_QUEUE:
+                queues[queue] = command
     return queues
 
 

@@ -205,3 +205,12 @@ def test_images_are_pinned():
 def test_compose_cors_default_is_valid_json():
     active, _ = env_example()
     assert isinstance(json.loads(active["DAMAGELENS_CORS_ORIGINS"]), list)
+
+
+def test_notify_worker_runs_the_procfile_command():
+    """Webhook deliveries have their own worker (queue `notify`), with the stack's settings."""
+    svc = compose_raw()["services"]["worker-notify"]
+    assert svc["command"] == procfile()["notify"] == ["damagelens", "worker", "--queue", "notify"]
+    assert svc["healthcheck"]["test"] == ["CMD", "damagelens", "worker-ping", "--queue", "notify"]
+    assert svc["environment"]["DAMAGELENS_AUTH"].endswith(":-on}")
+    assert compose_raw()["services"]["gateway"]["environment"]["DAMAGELENS_AUTH"].endswith(":-on}")

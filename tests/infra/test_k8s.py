@@ -274,3 +274,12 @@ def test_gpu_overlay_uses_gpus_and_external_services():
         assert "svc.cluster.local" not in trig["metadata"]["address"]
     config = next(iter(by_kind(docs, "ConfigMap").values()))["data"]
     assert "minio" not in config["DAMAGELENS_S3_ENDPOINT_URL"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_notify_worker_and_auth_on(overlay):
+    docs = kustomize(overlay)
+    worker = container(by_kind(docs, "Deployment")["worker-notify"])
+    assert worker["command"] == procfile()["notify"]
+    assert worker["livenessProbe"]["exec"]["command"] == ["damagelens", "worker-ping", "--queue", "notify"]
+    assert next(iter(by_kind(docs, "ConfigMap").values()))["data"]["DAMAGELENS_AUTH"] == "on"

@@ -1,5 +1,6 @@
 // Typed client for the DamageLens gateway. All errors are thrown as ApiError.
-import type { ErrorInfo, Job, ModelsResponse, StageName, SubmitResponse } from './types';
+import { getApiKey } from '../lib/apiKey';
+import type { ErrorInfo, InspectionAccepted, Job, ModelsResponse, StageName, SubmitResponse } from './types';
 
 const BASE: string = (import.meta.env?.VITE_API_BASE as string | undefined) ?? '';
 
@@ -87,7 +88,9 @@ export async function request<T>(path: string, init: RequestInit = {}, opts: Req
   signal?.addEventListener('abort', onAbort);
   let res: Response;
   try {
-    res = await fetch(url(path), { ...init, signal: ctrl.signal, headers: { Accept: 'application/json', ...init.headers } });
+    const key = getApiKey();
+    const auth: Record<string, string> = key ? { Authorization: `Bearer ${key}` } : {};
+    res = await fetch(url(path), { ...init, signal: ctrl.signal, headers: { Accept: 'application/json', ...auth, ...init.headers } });
   } catch (err) {
     if (signal?.aborted) throw new ApiError('aborted', 'Request aborted');
     if (timedOut) {
@@ -129,6 +132,19 @@ export function submitJob(
   if (model) form.append('model', model);
   if (tasks?.length) form.append('tasks', tasks.join(','));
   return request<SubmitResponse>('/v1/jobs', { method: 'POST', body: form }, { timeoutMs: 120000, ...opts });
+}
+
+/** Several photos of one vehicle: one inspection, one job per photo, one report. */
+export function submitInspection(files: { file: Blob; filename: string }[], model?: string, opts?: RequestOptions): Promise<InspectionAccepted> {
+  const form = new FormData();
+  for (const { file, filename } of files) form.append('images', file, filename);
+  if (model) form.append('model', model);
+  return request<InspectionAccepted>('/v1/inspections', { method: 'POST', body: form }, { timeoutMs: 300000, ...opts });
+}
+
+export function reportUrl(inspectionId: string, format: 'html' | 'pdf' = 'html'): string {
+  const base = url(`/v1/inspections/${encodeURIComponent(inspectionId)}/report`);
+  return format === 'pdf' ? `${base}?format=pdf` : base;
 }
 
 export function getJob(id: string, opts?: RequestOptions): Promise<Job> {

@@ -127,3 +127,19 @@ export interface ModelsResponse {
 
 export const TERMINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
 export const isTerminal = (s: JobStatus | undefined | null): boolean => !!s && TERMINAL.has(s);
+
+export interface InspectionPhoto {
+  index: number;
+  filename: string;
+  job_id: string | null;
+  status: JobStatus;
+  error: ErrorInfo | null;
+}
+
+export interface InspectionAccepted {
+  id: string;
+  status: JobStatus;
+  reference: string | null;
+  jobs: InspectionPhoto[];
+  links: { self: string; events: string; report: string };
+}

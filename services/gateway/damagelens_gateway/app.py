@@ -11,15 +11,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from damagelens import __version__
+from damagelens.inspections import InspectionStore
 from damagelens.jobs import JobStore
 from damagelens.logs import configure_logging
 from damagelens.registry import load_registry
 from damagelens.settings import Settings, get_settings
 from damagelens.storage import create_store
+from damagelens.webhooks.trigger import FinishNotifier
 from damagelens_gateway.dispatch import Dispatcher
 from damagelens_gateway.errors import install_error_handlers
+from damagelens_gateway.idempotency import Idempotency
 from damagelens_gateway.metrics import MetricsMiddleware, build_registry
-from damagelens_gateway.routes import compat, health, jobs, models
+from damagelens_gateway.quotas import Admission
+from damagelens_gateway.routes import compat, health, inspections, jobs, models
 from damagelens_gateway.upload_limit import UploadLimitMiddleware
 
 log = logging.getLogger(__name__)
@@ -58,13 +62,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = create_store(settings)
     app.state.jobs = JobStore.from_settings(settings)
     app.state.dispatcher = Dispatcher(settings)
+    app.state.inspections = InspectionStore(app.state.jobs.client, settings.job_ttl_seconds)
+    app.state.jobs.on_finished = FinishNotifier(app.state.jobs, app.state.inspections, app.state.dispatcher.notify)
+    app.state.admission = Admission(app.state.jobs, app.state.dispatcher, settings.max_queue_depth)
+    app.state.idempotency = Idempotency(app.state.jobs.client, settings.idempotency_ttl_seconds)
     app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        path_limits={"/v1/inspections": settings.inspection_max_bytes},
+    )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)
-    for module in (jobs, models, health, compat):
+    for module in (jobs, inspections, models, health, compat):
         app.include_router(module.router)
     if settings.frontend_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")

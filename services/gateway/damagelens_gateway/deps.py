@@ -7,11 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from damagelens.inspections import InspectionStore
 from damagelens.jobs import JobStore
 from damagelens.registry import Registry
 from damagelens.settings import Settings
 from damagelens.storage import ObjectStore
 from damagelens_gateway.dispatch import Dispatcher
+from damagelens_gateway.idempotency import Idempotency
+from damagelens_gateway.quotas import Admission
 
 
 def _settings(request: Request) -> Settings:
@@ -32,18 +35,23 @@ def _registry(request: Request) -> Registry:
 
 @dataclass(frozen=True)
 class Services:
-    """What submitting a job touches; one dependency instead of five parameters per route."""
+    """What submitting touches; one dependency instead of eight parameters per route."""
 
     settings: Settings
     registry: Registry
     store: ObjectStore
     jobs: JobStore
     dispatcher: Dispatcher
+    inspections: InspectionStore
+    admission: Admission
+    idempotency: Idempotency
 
 
 def _services(request: Request) -> Services:
     state = request.app.state
-    return Services(state.settings, state.registry, state.store, state.jobs, state.dispatcher)
+    return Services(
+        state.settings, state.registry, state.store, state.jobs, state.dispatcher, state.inspections, state.admission, state.idempotency
+    )
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

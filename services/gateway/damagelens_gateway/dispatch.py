@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from damagelens.schemas import StageTask
+from damagelens.schemas import NotifyTask, StageTask
 from damagelens.settings import Settings
-from damagelens.tasks import QUEUES, TASK_NAMES
+from damagelens.tasks import NOTIFY_QUEUE, NOTIFY_TASK, QUEUES, TASK_NAMES
 
 # Fail fast when the broker is down so the client gets a 503 instead of a hung request.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
@@ -34,6 +34,12 @@ class Dispatcher:
             retry=True,
             retry_policy=PUBLISH_RETRY,
             ignore_result=True,
+        )
+
+    def notify(self, task: NotifyTask) -> None:
+        """Queue a webhook delivery for the `notify` worker."""
+        self.celery.send_task(
+            NOTIFY_TASK, args=[task.model_dump(mode="json")], queue=NOTIFY_QUEUE, retry=True, retry_policy=PUBLISH_RETRY, ignore_result=True
         )
 
     def queue_lengths(self) -> dict[str, int]:

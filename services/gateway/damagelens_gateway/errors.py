@@ -12,6 +12,7 @@ from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from damagelens.imaging import ImageError
+from damagelens.inspections import InspectionNotFound
 from damagelens.jobs import JobNotFound
 from damagelens.registry import UnknownModelError
 from damagelens.storage import StorageError
@@ -28,9 +29,9 @@ IMAGE_ERROR_STATUS: dict[str, int] = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
         super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra) -> JSONResponse:
@@ -40,7 +41,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
 
     @app.exception_handler(ImageError)
     async def _image(_: Request, exc: ImageError) -> JSONResponse:
@@ -53,6 +54,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobNotFound)
     async def _job(_: Request, exc: JobNotFound) -> JSONResponse:
         return error_response(404, "job_not_found", f"No job with id {exc.args[0]!r} (unknown or expired).")
+
+    @app.exception_handler(InspectionNotFound)
+    async def _inspection(_: Request, exc: InspectionNotFound) -> JSONResponse:
+        return error_response(404, "inspection_not_found", f"No inspection with id {exc.args[0]!r} (unknown or expired).")
 
     @app.exception_handler(redis.ConnectionError)
     @app.exception_handler(redis.TimeoutError)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from damagelens.imaging import inspect_upload
 from damagelens.jobs import JobMeta
 from damagelens.jobs.state import utcnow
-from damagelens.schemas import ALL_STAGES, Stage, StageTask
+from damagelens.schemas import ALL_STAGES, CAM_METHODS, Stage, StageTask
+from damagelens.settings import Settings
 from damagelens.storage import job_key
+from damagelens.webhooks.guard import WebhookRefused
+from damagelens.webhooks.trigger import parse_events, validate_webhook
 from damagelens_gateway.deps import Services
 from damagelens_gateway.errors import ApiError
 
@@ -32,6 +36,35 @@ def parse_tasks(raw: str | None) -> list[Stage]:
     return [s for s in ALL_STAGES if s in wanted] or list(ALL_STAGES)
 
 
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    events: list[str]
+
+
+def parse_webhook(
+    url: str | None, raw_events: str | None, allowed: tuple[str, ...], caller_secret: str | None, settings: Settings
+) -> Webhook | None:
+    """Checked at submit (scheme, secret, event names); the address is checked at every attempt."""
+    if url is None or not url.strip():
+        if raw_events:
+            raise ApiError(422, "invalid_request", "webhook_events needs a webhook_url.")
+        return None
+    try:
+        events = parse_events(raw_events, allowed)
+        validate_webhook(url.strip(), settings.webhook_allow_http, caller_secret or settings.webhook_secret)
+    except WebhookRefused as exc:
+        raise ApiError(422, "webhook_refused", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, "unknown_webhook_event", str(exc)) from None
+    return Webhook(url.strip(), events)
+
+
+def check_cam_method(cam_method: str | None) -> None:
+    if cam_method is not None and cam_method not in CAM_METHODS:
+        raise ApiError(422, "unknown_cam_method", f"cam_method must be one of {', '.join(CAM_METHODS)}.")
+
+
 def submit_job(
     *,
     data: bytes,
@@ -40,6 +73,10 @@ def submit_job(
     tasks: list[Stage],
     services: Services,
     cam_method: str | None = None,
+    owner: str | None = None,
+    inspection_id: str | None = None,
+    job_id: str | None = None,
+    webhook: Webhook | None = None,
 ) -> str:
     settings, registry, store, jobs = services.settings, services.registry, services.store, services.jobs
     if len(data) > settings.max_upload_bytes:
@@ -47,7 +84,7 @@ def submit_job(
     entry = registry.get(model or settings.default_model, task="classify")
     info = inspect_upload(data, settings.max_pixels)
     jobs.ping()  # fail with 503 before writing anything when Redis is down
-    job_id = uuid.uuid4().hex
+    job_id = job_id or uuid.uuid4().hex
     input_key = job_key(job_id, f"input.{info.extension}")
     store.put(input_key, data, info.content_type)
     meta = JobMeta(
@@ -60,6 +97,10 @@ def submit_job(
         content_type=info.content_type,
         width=info.width,
         height=info.height,
+        owner=owner,
+        inspection_id=inspection_id,
+        webhook_url=webhook.url if webhook else None,
+        webhook_events=webhook.events if webhook else [],
     )
     try:
         jobs.create(meta)

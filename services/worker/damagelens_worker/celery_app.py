@@ -12,11 +12,12 @@ from damagelens.tasks import QUEUES
 
 STAGE_MODULES: tuple[str, ...] = tuple(f"damagelens_worker.stages.{stage.value}" for stage in Stage)
 """One module per stage; Celery imports them at worker start (`include=`), so this module never imports them."""
+NOTIFY_MODULE = "damagelens_worker.notify"  # webhook deliveries: a queue of their own, not a stage
 
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("damagelens", broker=settings.effective_broker_url, include=list(STAGE_MODULES))
+    app = Celery("damagelens", broker=settings.effective_broker_url, include=[*STAGE_MODULES, NOTIFY_MODULE])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

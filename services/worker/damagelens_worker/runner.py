@@ -20,13 +20,16 @@ from kombu.exceptions import OperationalError
 from PIL import Image
 
 from damagelens.imaging import ImageError, load_upright_rgb
+from damagelens.inspections import InspectionStore
 from damagelens.jobs import JobNotFound, JobStore
 from damagelens.jobs.state import utcnow
 from damagelens.logs import job_id_var
 from damagelens.registry import UnknownModelError
-from damagelens.schemas import ErrorInfo, StageState, StageTask, Status
+from damagelens.schemas import ErrorInfo, NotifyTask, StageState, StageTask, Status
 from damagelens.settings import get_settings
 from damagelens.storage import ObjectStore, StorageError, create_store, job_key
+from damagelens.tasks import NOTIFY_QUEUE, NOTIFY_TASK
+from damagelens.webhooks.trigger import FinishNotifier
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,20 @@ class StageOutput:
 
 @lru_cache(maxsize=1)
 def job_store() -> JobStore:
-    return JobStore.from_settings(get_settings())
+    store = JobStore.from_settings(get_settings())
+    store.on_finished = FinishNotifier(store, inspection_store(), _send_notify)
+    return store
+
+
+@lru_cache(maxsize=1)
+def inspection_store() -> InspectionStore:
+    return InspectionStore.from_settings(get_settings())
+
+
+def _send_notify(task: NotifyTask) -> None:
+    from damagelens_worker.celery_app import app
+
+    app.send_task(NOTIFY_TASK, args=[task.model_dump(mode="json")], queue=NOTIFY_QUEUE)
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,9 @@ import typer
 
 from damagelens.schemas import Stage
 from damagelens.settings import get_settings
+from damagelens.tasks import NOTIFY_QUEUE
+
+WORKER_QUEUES: tuple[str, ...] = (*(stage.value for stage in Stage), NOTIFY_QUEUE)
 
 
 def serve(
@@ -31,12 +34,18 @@ def serve(
     )
 
 
+def _queue(value: str) -> str:
+    if value not in WORKER_QUEUES:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(WORKER_QUEUES)}")
+    return value
+
+
 def worker(
-    queue: Stage = typer.Option(..., help="the one queue this worker serves"),
+    queue: str = typer.Option(..., callback=_queue, help=f"the one queue this worker serves: {' | '.join(WORKER_QUEUES)}"),
     concurrency: int = typer.Option(None, help="child processes (default: DAMAGELENS_WORKER_CONCURRENCY)"),
 ) -> None:
-    """Run a Celery worker for one stage queue; children load and warm that stage's models."""
-    os.environ["DAMAGELENS_WORKER_QUEUE"] = queue.value
+    """Run a Celery worker for one queue: a stage (children load and warm its models) or `notify` (webhooks)."""
+    os.environ["DAMAGELENS_WORKER_QUEUE"] = queue
     from damagelens_worker.celery_app import app as celery_app
 
     settings = get_settings()
@@ -44,9 +53,9 @@ def worker(
         [
             "worker",
             "--queues",
-            queue.value,
+            queue,
             "--hostname",
-            f"{queue.value}@{socket.gethostname()}",
+            f"{queue}@{socket.gethostname()}",
             "--concurrency",
             str(concurrency or settings.worker_concurrency),
             "--pool",
@@ -60,14 +69,14 @@ def worker(
 
 
 def worker_ping(
-    queue: Stage = typer.Option(..., help="queue of the worker on this host"),
+    queue: str = typer.Option(..., callback=_queue, help="queue of the worker on this host"),
     timeout: float = typer.Option(5.0, help="seconds to wait for the answer"),
 ) -> None:
     """Exit 0 when this host's worker for QUEUE answers a Celery ping (container health check)."""
     from celery import Celery
 
     app = Celery(broker=get_settings().effective_broker_url)
-    name = f"{queue.value}@{socket.gethostname()}"
+    name = f"{queue}@{socket.gethostname()}"
     replies = app.control.ping(destination=[name], timeout=timeout)
     if not any(name in reply for reply in replies):
         typer.echo(f"no answer from {name}", err=True)

@@ -19,6 +19,8 @@ from damagelens.schemas import (
     Stage,
     StageState,
     Status,
+    WebhookAttempt,
+    WebhookInfo,
 )
 
 RESULT_TYPES: dict[Stage, type[BaseModel]] = {
@@ -43,6 +45,10 @@ class JobMeta(BaseModel):
     content_type: str
     width: int
     height: int
+    owner: str | None = None  # id of the API key that submitted it; None when auth is off
+    inspection_id: str | None = None
+    webhook_url: str | None = None
+    webhook_events: list[str] = []
 
 
 class JobRecord(BaseModel):
@@ -51,6 +57,7 @@ class JobRecord(BaseModel):
     results: dict[Stage, dict]
     canceled: bool = False
     updated_at: datetime
+    webhook_attempts: list[WebhookAttempt] = []
 
 
 def artifact_url(job_id: str, name: str) -> str:
@@ -128,4 +135,13 @@ def to_public(record: JobRecord, stale_after_seconds: float | None = None) -> Jo
         results=results,
         error=error,
         links=job_links,
+        webhook=webhook_info(meta.webhook_url, meta.webhook_events, record.webhook_attempts),
     )
+
+
+def webhook_info(url: str | None, events: list[str], attempts: list[WebhookAttempt]) -> WebhookInfo | None:
+    if url is None:
+        return None
+    ordered = sorted(attempts, key=lambda a: a.attempt)
+    delivered = any(a.status_code is not None and 200 <= a.status_code < 300 for a in ordered)
+    return WebhookInfo(url=url, events=events, delivered=delivered, attempts=ordered)

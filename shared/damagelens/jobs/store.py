@@ -8,12 +8,13 @@ nothing is written for a job that has expired.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import redis
 from pydantic import BaseModel, Field
 
 from damagelens.jobs.state import JobMeta, JobRecord, derive_status, to_public, utcnow
-from damagelens.schemas import TERMINAL, JobPublic, Stage, StageState, Status
+from damagelens.schemas import TERMINAL, JobPublic, Stage, StageState, Status, WebhookAttempt
 from damagelens.settings import Settings
 
 KEY_PREFIX = "damagelens:job:"
@@ -76,6 +77,8 @@ def redis_client(url: str) -> redis.Redis:
 class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int, stale_after_seconds: float | None = None):
         self.client = client
+        # Called once per job, when it first reaches a terminal status (webhooks hang here).
+        self.on_finished: Callable[[JobRecord, Status], None] | None = None
         self.ttl = ttl_seconds
         self.stale_after = stale_after_seconds
         self._set_stage = client.register_script(_SET_STAGE)
@@ -115,19 +118,28 @@ class JobStore:
             raise JobNotFound(job_id)
         stages: dict[Stage, StageState] = {}
         results: dict[Stage, dict] = {}
+        attempts: list[WebhookAttempt] = []
         for field, value in raw.items():
             kind, _, name = field.partition(":")
             if kind == "stage":
                 stages[Stage(name)] = StageState.model_validate_json(value)
             elif kind == "result":
                 results[Stage(name)] = json.loads(value)
+            elif kind == "webhook":
+                attempts.append(WebhookAttempt.model_validate_json(value))
         return JobRecord(
             meta=JobMeta.model_validate_json(raw["meta"]),
             stages=stages,
             results=results,
             canceled=raw.get("canceled") == "1",
             updated_at=raw.get("updated_at") or utcnow().isoformat(),
+            webhook_attempts=attempts,
         )
+
+    def record_webhook_attempt(self, job_id: str, attempt: WebhookAttempt) -> None:
+        """One field per attempt: a redelivered notify task overwrites its own attempt, nothing else."""
+        if self.client.exists(self.key(job_id)):
+            self.client.hset(self.key(job_id), f"webhook:{attempt.attempt}", attempt.model_dump_json())
 
     def public(self, job_id: str) -> JobPublic:
         """What clients see: stages that lost their worker for good are reported failed."""
@@ -176,6 +188,8 @@ class JobStore:
         status = derive_status(list(record.stages.values()), record.canceled)
         if status in TERMINAL and self.client.hsetnx(self.key(job_id), "finalized", "1"):
             self.client.hincrby(STATS_KEY, f"jobs:{status.value}", 1)
+            if self.on_finished is not None:
+                self.on_finished(record, status)
 
     def stats(self) -> ClusterStats:
         raw = {k: float(v) for k, v in self.client.hgetall(STATS_KEY).items()}

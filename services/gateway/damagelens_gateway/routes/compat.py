@@ -10,10 +10,10 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from damagelens.schemas import JobPublic, Stage, Status
+from damagelens_gateway.auth import Caller, CallerDep
 from damagelens_gateway.deps import Services, ServicesDep
 from damagelens_gateway.errors import IMAGE_ERROR_STATUS, ApiError
-from damagelens_gateway.routes.jobs import read_upload
-from damagelens_gateway.submission import submit_job
+from damagelens_gateway.routes.jobs import read_upload, submit_owned_job
 
 router = APIRouter(tags=["compat"])
 MODE_TO_MODEL = {"resnet": "fast", "fusion": "accurate"}
@@ -21,9 +21,11 @@ POLL_SECONDS = 0.2
 Upload = UploadFile | None
 
 
-async def run_and_wait(services: Services, upload: Upload, alias: Upload, model: str, stage: Stage) -> JobPublic:
+async def run_and_wait(services: Services, caller: Caller, upload: Upload, alias: Upload, model: str, stage: Stage) -> JobPublic:
     data, filename = await read_upload(upload, alias, services.settings.max_upload_bytes)
-    job_id = await run_in_threadpool(submit_job, data=data, filename=filename, model=model, tasks=[stage], services=services)
+    await run_in_threadpool(services.admission.take_token, caller)
+    await run_in_threadpool(services.admission.check_queues, [stage])
+    job_id = await run_in_threadpool(submit_owned_job, services, caller, data, filename, model, [stage], None)
     deadline = time.monotonic() + services.settings.compat_timeout_seconds
     while True:
         job = await run_in_threadpool(services.jobs.public, job_id)
@@ -52,25 +54,26 @@ def prediction(job: JobPublic) -> dict:
 
 
 @router.post("/predict/resnet", operation_id="compat-resnet")
-async def predict_resnet(services: ServicesDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
-    return prediction(await run_and_wait(services, image, file, MODE_TO_MODEL["resnet"], Stage.classify))
+async def predict_resnet(services: ServicesDep, caller: CallerDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
+    return prediction(await run_and_wait(services, caller, image, file, MODE_TO_MODEL["resnet"], Stage.classify))
 
 
 @router.post("/predict/fusion", operation_id="compat-fusion")
-async def predict_fusion(services: ServicesDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
-    return prediction(await run_and_wait(services, image, file, MODE_TO_MODEL["fusion"], Stage.classify))
+async def predict_fusion(services: ServicesDep, caller: CallerDep, image: Upload = File(None), file: Upload = File(None)) -> dict:
+    return prediction(await run_and_wait(services, caller, image, file, MODE_TO_MODEL["fusion"], Stage.classify))
 
 
 @router.post("/predict", operation_id="compat-gradcam")
 async def predict_gradcam(
     services: ServicesDep,
+    caller: CallerDep,
     mode: Literal["resnet", "fusion"] | None = Query(None),
     mode_field: Literal["resnet", "fusion"] | None = Form(None, alias="mode", description="the seed also sent mode in the form"),
     file: Upload = File(None),
     image: Upload = File(None),
 ) -> dict:
     mode = mode or mode_field or "fusion"
-    job = await run_and_wait(services, file, image, MODE_TO_MODEL[mode], Stage.explain)
+    job = await run_and_wait(services, caller, file, image, MODE_TO_MODEL[mode], Stage.explain)
     viz = job.results.explanation.overlay_url
     return {
         "status": "success",
@@ -83,8 +86,8 @@ async def predict_gradcam(
 
 
 @router.post("/predict/yolo", operation_id="compat-yolo")
-async def predict_yolo(services: ServicesDep, file: Upload = File(None), image: Upload = File(None)) -> dict:
-    job = await run_and_wait(services, file, image, services.settings.default_model, Stage.detect)
+async def predict_yolo(services: ServicesDep, caller: CallerDep, file: Upload = File(None), image: Upload = File(None)) -> dict:
+    job = await run_and_wait(services, caller, file, image, services.settings.default_model, Stage.detect)
     det = job.results.detection
     return {
         "status": "success",

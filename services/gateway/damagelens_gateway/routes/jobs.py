@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from damagelens.jobs import JobNotFound, JobRecord, JobStore
 from damagelens.jobs.state import links
-from damagelens.schemas import ARTIFACTS, CAM_METHODS, TERMINAL, JobAccepted, JobPublic, Status
+from damagelens.schemas import ARTIFACTS, TERMINAL, JobAccepted, JobPublic, Status
 from damagelens.storage import ObjectNotFound, job_key
 from damagelens.storage.base import guess_content_type
-from damagelens_gateway.deps import JobsDep, ServicesDep, SettingsDep, StoreDep
+from damagelens.webhooks.trigger import JOB_EVENTS
+from damagelens_gateway.auth import Caller, CallerDep
+from damagelens_gateway.deps import JobsDep, Services, ServicesDep, SettingsDep, StoreDep
 from damagelens_gateway.errors import ApiError
-from damagelens_gateway.submission import parse_tasks, submit_job
+from damagelens_gateway.idempotency import fingerprint
+from damagelens_gateway.openapi import SUBMIT_RESPONSES, read_responses
+from damagelens_gateway.submission import Webhook, check_cam_method, parse_tasks, parse_webhook, submit_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SSE_POLL_SECONDS = 0.4
@@ -32,32 +38,78 @@ async def read_upload(image: UploadFile | None, file: UploadFile | None, limit: 
     return data, upload.filename or ""
 
 
-@router.post("", status_code=202, response_model=JobAccepted, operation_id="jobs-submit")
+@router.post("", status_code=202, response_model=JobAccepted, operation_id="jobs-submit", responses=SUBMIT_RESPONSES)
 async def create_job(
     services: ServicesDep,
+    caller: CallerDep,
     image: UploadFile | None = File(None, description="the photo"),
     file: UploadFile | None = File(None, description="alias of `image`"),
     model: str | None = Form(None),
     tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
+    webhook_url: str | None = Form(None, description="POSTed (signed, Standard Webhooks) when the job finishes"),
+    webhook_events: str | None = Form(None, description="comma-separated; default job.succeeded,job.failed,job.canceled"),
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", description="retry-safe submits: same key + same body → the first answer"
+    ),
 ) -> Response:
-    if cam_method is not None and cam_method not in CAM_METHODS:
-        raise ApiError(422, "unknown_cam_method", f"cam_method must be one of {', '.join(CAM_METHODS)}.")
+    check_cam_method(cam_method)
+    stages = parse_tasks(tasks)
+    webhook = parse_webhook(webhook_url, webhook_events, JOB_EVENTS, caller.webhook_secret, services.settings)
     data, filename = await read_upload(image, file, services.settings.max_upload_bytes)
-    job_id = await run_in_threadpool(
-        submit_job, data=data, filename=filename, model=model, tasks=parse_tasks(tasks), services=services, cam_method=cam_method
-    )
-    body = JobAccepted(id=job_id, status=Status.queued, links=links(job_id))
-    return Response(body.model_dump_json(), status_code=202, media_type="application/json", headers={"Location": body.links.self})
+    await run_in_threadpool(services.admission.take_token, caller)
+    await run_in_threadpool(services.admission.check_queues, stages)
+
+    async def produce() -> tuple[int, str, dict[str, str]]:
+        job_id = await run_in_threadpool(submit_owned_job, services, caller, data, filename, model, stages, cam_method, webhook)
+        body = JobAccepted(id=job_id, status=Status.queued, links=links(job_id))
+        return 202, body.model_dump_json(), {"Location": body.links.self}
+
+    hook = f"{webhook.url} {','.join(webhook.events)}" if webhook else None
+    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, data, filename, hook)
+    return await services.idempotency.run(idempotency_key, caller.owner, request_hash, produce)
 
 
-@router.get("/{job_id}", response_model=JobPublic, operation_id="jobs-read")
-def read_job(job_id: str, jobs: JobsDep) -> JobPublic:
+def submit_owned_job(
+    services: Services, caller: Caller, data: bytes, filename: str, model, stages, cam_method, webhook: Webhook | None = None
+) -> str:
+    """Submit counted against the key's cap on unfinished jobs (released again if the submit fails)."""
+    job_id = uuid.uuid4().hex
+    services.admission.reserve(caller, [job_id], services.settings.job_ttl_seconds)
+    try:
+        return submit_job(
+            data=data,
+            filename=filename,
+            model=model,
+            tasks=stages,
+            services=services,
+            cam_method=cam_method,
+            owner=caller.owner,
+            job_id=job_id,
+            webhook=webhook,
+        )
+    except BaseException:
+        services.admission.release(caller, [job_id])
+        raise
+
+
+def owned(jobs: JobStore, job_id: str, caller: Caller) -> JobRecord:
+    """The job, if this caller may see it; another key's job does not exist for it."""
+    record = jobs.get(job_id)
+    if not caller.may_see(record.meta.owner):
+        raise JobNotFound(job_id)
+    return record
+
+
+@router.get("/{job_id}", response_model=JobPublic, operation_id="jobs-read", responses=read_responses("job"))
+def read_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobPublic:
+    owned(jobs, job_id, caller)
     return jobs.public(job_id)
 
 
-@router.delete("/{job_id}", response_model=JobPublic, operation_id="jobs-cancel")
-def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
+@router.delete("/{job_id}", response_model=JobPublic, operation_id="jobs-cancel", responses=read_responses("job"))
+def cancel_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobPublic:
+    owned(jobs, job_id, caller)
     public = jobs.public(job_id)
     if public.status in TERMINAL:
         return public
@@ -65,8 +117,9 @@ def cancel_job(job_id: str, jobs: JobsDep) -> JobPublic:
     return jobs.public(job_id)
 
 
-@router.get("/{job_id}/events", operation_id="jobs-events")
-async def job_events(job_id: str, request: Request, jobs: JobsDep) -> StreamingResponse:
+@router.get("/{job_id}/events", operation_id="jobs-events", responses=read_responses("job"))
+async def job_events(job_id: str, request: Request, jobs: JobsDep, caller: CallerDep) -> StreamingResponse:
+    await run_in_threadpool(owned, jobs, job_id, caller)
     first = await run_in_threadpool(jobs.public, job_id)  # 404 before the stream starts
 
     async def stream():
@@ -94,9 +147,9 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep) -> StreamingR
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{job_id}/artifacts/{name}", operation_id="jobs-artifact")
-def read_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep, settings: SettingsDep) -> Response:
-    record = jobs.get(job_id)
+@router.get("/{job_id}/artifacts/{name}", operation_id="jobs-artifact", responses=read_responses("job"))
+def read_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep, settings: SettingsDep, caller: CallerDep) -> Response:
+    record = owned(jobs, job_id, caller)
     if name == "input":
         key, media_type = record.meta.input_key, record.meta.content_type
     elif name in ARTIFACTS:

@@ -9,7 +9,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast lint bench frontend system-deps clean
+.PHONY: setup run test test-fast test-containers lint bench frontend system-deps clean
 
 setup: $(STAMP) frontend/dist/index.html
 
@@ -44,6 +44,10 @@ test: system-deps setup
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not e2e"
+
+# Builds the images and runs the compose stack for real through podman (root; see docs/deployment.md).
+test-containers: setup
+	scripts/container-smoke.sh
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,7 +3,12 @@
 # (same origin). Build from the repository root:
 #   docker build -f infra/docker/frontend.Dockerfile -t damagelens/frontend:local .
 
-FROM node:22.17.1-bookworm-slim@sha256:2fa754a9ba4d7adbd2a51d182eaabbe355c82b673624035a38c0d42b08724854 AS build
+# Bases are build arguments so that a machine without registry access can pass local ones
+# (scripts/container-smoke.sh does); everyone else gets the pinned public images.
+ARG NODE_IMAGE=node:22.17.1-bookworm-slim@sha256:2fa754a9ba4d7adbd2a51d182eaabbe355c82b673624035a38c0d42b08724854
+ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.27-alpine@sha256:65e3e85dbaed8ba248841d9d58a899b6197106c23cb0ff1a132b7bfe0547e4c0
+
+FROM ${NODE_IMAGE} AS build
 
 WORKDIR /src
 ENV npm_config_audit=false \
@@ -14,7 +19,7 @@ RUN npm ci
 COPY frontend/ ./
 RUN npm run build
 
-FROM nginxinc/nginx-unprivileged:1.27-alpine@sha256:65e3e85dbaed8ba248841d9d58a899b6197106c23cb0ff1a132b7bfe0547e4c0 AS runtime
+FROM ${NGINX_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="damagelens-frontend" \
       org.opencontainers.image.licenses="AGPL-3.0-only"

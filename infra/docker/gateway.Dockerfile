@@ -6,7 +6,11 @@
 # Base pinned by tag + digest (python 3.11.13, Debian bookworm, multi-arch index).
 # Refresh: docker buildx imagetools inspect python:3.11-slim-bookworm
 
-FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS builder
+# The base is a build argument so that a machine without registry access can pass a local one
+# (scripts/container-smoke.sh does); everyone else gets the pinned public image.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
+
+FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,7 +33,7 @@ RUN pip install --no-cache-dir --no-deps -e ./shared -e ./services/gateway \
     && python -c "import damagelens_gateway, damagelens.settings" \
     && if python -c "import torch" 2>/dev/null; then echo "torch must not be in the gateway image" >&2; exit 1; fi
 
-FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="damagelens-gateway" \
       org.opencontainers.image.description="DamageLens HTTP gateway (FastAPI, no torch)" \
@@ -65,7 +69,7 @@ USER 10001:10001
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python", "-c", "__import__('urllib.request').request.urlopen('http://127.0.0.1:8000/healthz',timeout=4)"]
 
 # Same command as the Procfile's `gateway:` line.
 CMD ["damagelens", "serve"]

@@ -9,7 +9,11 @@
 #
 # Base pinned by tag + digest (python 3.11.13, Debian bookworm, multi-arch index).
 
-FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS builder
+# The base is a build argument so that a machine without registry access can pass a local one
+# (scripts/container-smoke.sh does); everyone else gets the pinned public image.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
+
+FROM ${PYTHON_IMAGE} AS builder
 
 ARG TORCH_VARIANT=cuda
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -52,7 +56,7 @@ RUN pip install --no-cache-dir --no-deps -e ./shared -e ./services/worker \
        python -c "import cv2, torch, torchvision, timm, pytorch_grad_cam, ultralytics, damagelens_worker" \
     && rm -rf /tmp/yolo-build /tmp/mpl-build
 
-FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1 AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 ARG TORCH_VARIANT=cuda
 LABEL org.opencontainers.image.title="damagelens-worker" \

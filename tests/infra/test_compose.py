@@ -214,3 +214,37 @@ def test_notify_worker_runs_the_procfile_command():
     assert svc["healthcheck"]["test"] == ["CMD", "damagelens", "worker-ping", "--queue", "notify"]
     assert svc["environment"]["DAMAGELENS_AUTH"].endswith(":-on}")
     assert compose_raw()["services"]["gateway"]["environment"]["DAMAGELENS_AUTH"].endswith(":-on}")
+
+
+def _health_args(services: dict) -> dict[str, list[str]]:
+    return {name: svc["healthcheck"]["test"] for name, svc in services.items() if "healthcheck" in svc}
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", "infra/compose.standins.yml"])
+def test_health_check_arguments_have_no_spaces(path):
+    """Found by the real container run: podman's Docker API splits `CMD` health-check arguments at
+    spaces, so `python -c "import a; b"` became `python -c import` and never turned healthy."""
+    services = yaml.safe_load((REPO / path).read_text())["services"]
+    for name, test in _health_args(services).items():
+        if test[0] == "CMD":
+            assert not [arg for arg in test[1:] if " " in arg], f"{path}: {name} health check {test}"
+
+
+def test_standin_override_replaces_only_the_public_images(tmp_path):
+    """infra/compose.standins.yml (scripts/container-smoke.sh) swaps Redis and MinIO for local
+    builds and leaves every project service exactly as docker-compose.yml defines it."""
+    override = yaml.safe_load((REPO / "infra" / "compose.standins.yml").read_text())["services"]
+    assert set(override) == {"redis", "minio", "minio-init"}
+    assert all(svc["image"].startswith("localhost/damagelens-standin/") for svc in override.values())
+    cmd = _compose_or_skip()
+    merged = run(
+        [*cmd, "-f", "docker-compose.yml", "-f", "infra/compose.standins.yml", "config"],
+        cwd=REPO,
+        env=env_without_tools(),
+    )
+    assert merged.returncode == 0, merged.stderr
+    services = yaml.safe_load(merged.stdout)["services"]
+    base = compose_raw()["services"]
+    for name in set(base) - set(override):
+        assert services[name].get("command") == base[name].get("command"), name
+    assert "--appendonly" in services["redis"]["command"]

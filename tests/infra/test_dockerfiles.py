@@ -9,7 +9,7 @@ import re
 import shlex
 
 import pytest
-from infra_helpers import INFRA, REPO, procfile, procfile_worker_queues, require_tool, run, stages
+from infra_helpers import INFRA, REPO, dockerfile_instructions, procfile, procfile_worker_queues, require_tool, run, stages
 
 pytestmark = pytest.mark.infra
 
@@ -40,14 +40,31 @@ def test_hadolint_is_not_vacuous(tmp_path):
     assert run([hadolint, "--no-color", str(bad)]).returncode != 0
 
 
+def _base_args(path) -> dict[str, str]:
+    """`ARG NAME=default` lines before the first FROM: the bases a plain `docker build` uses."""
+    found: dict[str, str] = {}
+    for instr, args in dockerfile_instructions(path):
+        if instr == "FROM":
+            break
+        if instr == "ARG" and "=" in args:
+            key, _, value = args.partition("=")
+            found[key.strip()] = value.strip()
+    return found
+
+
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_bases_pinned_by_tag_and_digest(name):
     groups = stages(DOCKERFILES[name])
     assert len(groups) >= 2, "multi-stage build expected"
+    defaults = _base_args(DOCKERFILES[name])
     aliases: set[str] = set()
     for group in groups:
         words = group[0][1].split()
         image = words[0]
+        if image.startswith("${"):
+            arg = image.strip("${}")
+            assert arg in defaults, f"{name}: base {image} needs an `ARG {arg}=<pinned image>` default before the first FROM"
+            image = defaults[arg]
         if image not in aliases:
             assert PINNED.match(image), f"{name}: base {image!r} must be image:tag@sha256:<digest>"
             assert ":latest@" not in image
@@ -84,6 +101,19 @@ def test_commands_are_the_procfile_ones():
     assert _json_or_shell(cmd["worker"][-1]) in list(procfile_worker_queues().values())
     for name, group in final.items():
         assert not [a for i, a in group if i == "ENTRYPOINT"] or name == "frontend", f"{name}: ENTRYPOINT would change the Procfile command"
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("gateway", ["PYTHON_IMAGE"]), ("worker", ["PYTHON_IMAGE"]), ("frontend", ["NODE_IMAGE", "NGINX_IMAGE"])],
+)
+def test_bases_are_build_arguments(name, args):
+    """Every base can be swapped for a local one (container-smoke.sh builds without a registry)."""
+    defaults = _base_args(DOCKERFILES[name])
+    froms = [group[0][1].split()[0] for group in stages(DOCKERFILES[name])]
+    for arg in args:
+        assert arg in defaults, f"{name}: ARG {arg} missing"
+        assert f"${{{arg}}}" in froms, f"{name}: no FROM uses ${{{arg}}}"
 
 
 def test_gateway_has_no_torch():

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(True, description="JSON log lines (with job id) instead of plain text.")
 
+    # reliability: worker heartbeats, the reaper, live updates
+    heartbeat_interval_seconds: float = Field(2.0, gt=0, description="How often each worker process refreshes its heartbeat key.")
+    heartbeat_ttl_seconds: int = Field(
+        10, ge=2, description="A worker whose heartbeat is older than this is dead: the reaper re-enqueues its running stages."
+    )
+    reaper_interval_seconds: float = Field(2.0, gt=0, description="How often the reaper (`damagelens reaper`) looks for orphaned stages.")
+    sse_fallback_poll_seconds: float = Field(
+        5.0, gt=0, description="Live-update streams re-read the job this often even without a pub/sub message (nothing is missed)."
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:
@@ -91,6 +101,14 @@ class Settings(BaseSettings):
         hard = info.data.get("task_time_limit_seconds", 0)
         if v <= hard:
             raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds, or long tasks run twice")
+        return v
+
+    @field_validator("heartbeat_ttl_seconds")
+    @classmethod
+    def _ttl_covers_beats(cls, v: int, info) -> int:
+        interval = info.data.get("heartbeat_interval_seconds", 0)
+        if v < 2 * interval:
+            raise ValueError("heartbeat_ttl_seconds must be at least twice heartbeat_interval_seconds, or live workers look dead")
         return v
 
     @property

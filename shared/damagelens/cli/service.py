@@ -75,7 +75,27 @@ def worker_ping(
     typer.echo(f"{name}: pong")
 
 
+def reaper() -> None:
+    """Re-enqueue running stages whose worker died (one active per deployment; extra replicas wait on a Redis lock)."""
+    import signal
+    import threading
+
+    from damagelens.jobs import JobStore
+    from damagelens.jobs.reaper import Reaper
+    from damagelens.logs import configure_logging
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    node = f"{socket.gethostname()}/{os.getpid()}"
+    Reaper(JobStore.from_settings(settings), Dispatcher(settings).enqueue, settings, node=node).run(stop)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
+    app.command()(reaper)
     app.command("worker-ping")(worker_ping)

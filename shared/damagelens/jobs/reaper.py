@@ -1,0 +1,109 @@
+"""The reaper: re-enqueues running stages whose worker died, seconds after the death instead of
+after the broker's visibility timeout.
+
+One per deployment does the work: a Redis lock (SET NX with expiry, renewed while held) elects
+it, so a second replica only waits. Each tick reads the running-stages index and the live
+heartbeats. A stage is orphaned when its worker's heartbeat has expired, or when its worker is
+alive but has not held the stage for a whole heartbeat TTL (its task was dropped, e.g. a retry
+that could not be published while Redis restarted). The stage goes back to `queued` (its attempt
+stays counted, so the attempt limit still stops a photo that kills every worker) only if the dead
+worker still holds it, and the same task is sent again. Any later redelivery by the broker finds
+the stage finished and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+
+from damagelens.jobs.liveness import live_workers, stage_ref
+from damagelens.jobs.store import JobStore, RunningStage
+from damagelens.schemas import Stage, StageTask
+from damagelens.settings import Settings
+
+log = logging.getLogger(__name__)
+LOCK_KEY = "damagelens:reaper:lock"
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Reaper:
+    def __init__(self, jobs: JobStore, enqueue: Callable[[StageTask], None], settings: Settings, node: str | None = None):
+        self.jobs, self.enqueue = jobs, enqueue
+        self.interval = settings.reaper_interval_seconds
+        self.ttl = settings.heartbeat_ttl_seconds
+        self.lock_ms = int(max(3 * self.interval, self.ttl) * 1000)
+        self.node = node or uuid.uuid4().hex
+        self._renew = jobs.client.register_script(_RENEW)
+        self._unheld_since: dict[tuple[str, Stage], float] = {}
+        self._quiet_until = 0.0
+
+    def is_leader(self) -> bool:
+        client = self.jobs.client
+        if self._renew(keys=[LOCK_KEY], args=[self.node, self.lock_ms]) == 1:
+            return True
+        return bool(client.set(LOCK_KEY, self.node, nx=True, px=self.lock_ms))
+
+    def release(self) -> None:
+        try:
+            if self.jobs.client.get(LOCK_KEY) == self.node:
+                self.jobs.client.delete(LOCK_KEY)
+        except redis.RedisError:
+            pass
+
+    def orphans(self, now: float) -> list[RunningStage]:
+        beats = live_workers(self.jobs.client)
+        held = {ref for beat in beats.values() for ref in beat.holding}
+        found, seen = [], set()
+        for stage in Stage:
+            for entry in self.jobs.running(stage):
+                key = (entry.job_id, stage)
+                seen.add(key)
+                if entry.worker not in beats:
+                    found.append(entry)
+                elif stage_ref(entry.job_id, stage.value) in held:
+                    self._unheld_since.pop(key, None)
+                elif now - self._unheld_since.setdefault(key, now) >= self.ttl:
+                    found.append(entry)
+        self._unheld_since = {k: v for k, v in self._unheld_since.items() if k in seen}
+        return found
+
+    def tick(self) -> list[RunningStage]:
+        """One pass (when leader): returns the stages re-enqueued."""
+        now = time.monotonic()
+        if now < self._quiet_until or not self.is_leader():
+            return []
+        reaped = []
+        for entry in self.orphans(now):
+            # Send first, then mark: a crash in between only causes a duplicate delivery (a no-op),
+            # never a stage marked queued with no task behind it.
+            self.enqueue(StageTask.model_validate(entry.task))
+            if self.jobs.reap(entry.job_id, entry.stage, entry.worker):
+                reaped.append(entry)
+                self._unheld_since.pop((entry.job_id, entry.stage), None)
+                log.warning(
+                    "re-enqueued a stage whose worker is gone",
+                    extra={"job_id": entry.job_id, "stage": entry.stage.value, "worker": entry.worker},
+                )
+        return reaped
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("reaper started", extra={"node": self.node, "interval": self.interval})
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001  (Redis or broker away: wait, then trust no stale view)
+                log.warning("reaper pass failed", extra={"error": str(exc)})
+                # Heartbeats may have expired during the outage; give workers a full TTL to beat again.
+                self._quiet_until = time.monotonic() + self.ttl
+                self._unheld_since.clear()
+            stop.wait(self.interval)
+        self.release()

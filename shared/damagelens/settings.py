@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     stage_max_attempts: int = Field(
         3, ge=1, description="Deliveries of one stage before it fails (a crash-looping image cannot loop forever)."
     )
-    task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
+    task_max_retries: int = Field(
+        6, ge=0, description="Retries for transient storage/broker errors, with exponential backoff (6: 31-63 s of waiting in all)."
+    )
 
     # object storage
     storage_backend: Literal["local", "s3"] = Field("local", description="`local` directory (embedded default) or any S3 endpoint.")

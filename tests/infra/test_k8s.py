@@ -274,3 +274,17 @@ def test_gpu_overlay_uses_gpus_and_external_services():
         assert "svc.cluster.local" not in trig["metadata"]["address"]
     config = next(iter(by_kind(docs, "ConfigMap").values()))["data"]
     assert "minio" not in config["DAMAGELENS_S3_ENDPOINT_URL"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_reaper_is_one_replica_from_the_procfile_with_a_pdb_that_allows_drains(overlay):
+    docs = kustomize(overlay)
+    reaper = by_kind(docs, "Deployment")["reaper"]
+    assert reaper["spec"]["replicas"] == 1
+    c = container(reaper)
+    assert c["command"] == procfile()["reaper"]
+    assert c["livenessProbe"]["exec"]["command"] == ["damagelens", "reaper-ping"]
+    assert c["image"].split(":")[0].endswith("damagelens/gateway"), "the reaper runs from the gateway image"
+    pdb = by_kind(docs, "PodDisruptionBudget")["reaper"]
+    assert pdb["spec"]["selector"]["matchLabels"] == reaper["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdb["spec"], "minAvailable on one replica blocks drains"

@@ -91,11 +91,23 @@ def reaper() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     node = f"{socket.gethostname()}/{os.getpid()}"
-    Reaper(JobStore.from_settings(settings), Dispatcher(settings).enqueue, settings, node=node).run(stop)
+    Reaper(JobStore.from_settings(settings), Dispatcher(settings).enqueue, settings, node=node, host=socket.gethostname()).run(stop)
+
+
+def reaper_ping() -> None:
+    """Exit 0 when this host's reaper has made a pass within a heartbeat TTL (container health check)."""
+    from damagelens.jobs.reaper import ALIVE_PREFIX
+    from damagelens.jobs.store import redis_client
+
+    if not redis_client(get_settings().redis_url).exists(ALIVE_PREFIX + socket.gethostname()):
+        typer.echo(f"no recent pass of the reaper on {socket.gethostname()}", err=True)
+        raise typer.Exit(1)
+    typer.echo("reaper: alive")
 
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
     app.command()(reaper)
+    app.command("reaper-ping")(reaper_ping)
     app.command("worker-ping")(worker_ping)

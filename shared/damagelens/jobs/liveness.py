@@ -56,9 +56,7 @@ def live_workers(client: redis.Redis) -> dict[str, WorkerBeat]:
 class Heartbeat(threading.Thread):
     """Refreshes this process's key every `interval` until stopped; Redis errors are logged and retried."""
 
-    def __init__(
-        self, client: redis.Redis, worker_id: str, holding: Callable[[], list[str]], interval_seconds: float, ttl_seconds: int
-    ):
+    def __init__(self, client: redis.Redis, worker_id: str, holding: Callable[[], list[str]], interval_seconds: float, ttl_seconds: int):
         super().__init__(name="damagelens-heartbeat", daemon=True)
         self.client, self.worker_id, self.holding = client, worker_id, holding
         self.interval, self.ttl = interval_seconds, ttl_seconds

@@ -28,6 +28,7 @@ from damagelens.settings import Settings
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "damagelens:reaper:lock"
+ALIVE_PREFIX = "damagelens:reaper:alive:"
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -36,12 +37,15 @@ return 0
 
 
 class Reaper:
-    def __init__(self, jobs: JobStore, enqueue: Callable[[StageTask], None], settings: Settings, node: str | None = None):
+    def __init__(
+        self, jobs: JobStore, enqueue: Callable[[StageTask], None], settings: Settings, node: str | None = None, host: str = "local"
+    ):
         self.jobs, self.enqueue = jobs, enqueue
         self.interval = settings.reaper_interval_seconds
         self.ttl = settings.heartbeat_ttl_seconds
         self.lock_ms = int(max(3 * self.interval, self.ttl) * 1000)
         self.node = node or uuid.uuid4().hex
+        self.alive_key = ALIVE_PREFIX + host
         self._renew = jobs.client.register_script(_RENEW)
         self._unheld_since: dict[tuple[str, Stage], float] = {}
         self._quiet_until = 0.0
@@ -79,6 +83,7 @@ class Reaper:
     def tick(self) -> list[RunningStage]:
         """One pass (when leader): returns the stages re-enqueued."""
         now = time.monotonic()
+        self.jobs.client.set(self.alive_key, self.node, ex=self.ttl)  # for `damagelens reaper-ping`
         if now < self._quiet_until or not self.is_leader():
             return []
         reaped = []

@@ -177,9 +177,7 @@ class JobStore:
     def running_key(stage: Stage) -> str:
         return RUNNING_PREFIX + stage.value
 
-    def set_stage(
-        self, job_id: str, stage: Stage, state: StageState, result: dict | None = None, task: dict | None = None
-    ) -> bool:
+    def set_stage(self, job_id: str, stage: Stage, state: StageState, result: dict | None = None, task: dict | None = None) -> bool:
         """Write one stage (and its result) atomically; False when the stage had already finished
         (a cancel or an earlier delivery won) or the job is gone. A `running` state with a worker
         and its `task` payload enters the running-stages index; any other state leaves it."""

@@ -18,6 +18,7 @@ from damagelens.settings import Settings, get_settings
 from damagelens.storage import create_store
 from damagelens_gateway.dispatch import Dispatcher
 from damagelens_gateway.errors import install_error_handlers
+from damagelens_gateway.job_events import JobEvents
 from damagelens_gateway.metrics import MetricsMiddleware, build_registry
 from damagelens_gateway.routes import compat, health, jobs, models
 from damagelens_gateway.upload_limit import UploadLimitMiddleware
@@ -44,8 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         purge = asyncio.create_task(_purge_loop(app))
+        app.state.job_events.start()
         yield
         purge.cancel()
+        await app.state.job_events.stop()
 
     app = FastAPI(
         title="DamageLens",
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = create_store(settings)
     app.state.jobs = JobStore.from_settings(settings)
     app.state.dispatcher = Dispatcher(settings)
+    app.state.job_events = JobEvents(settings.redis_url)
     app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)

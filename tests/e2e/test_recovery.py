@@ -107,23 +107,27 @@ def one_explain_worker(tmp_path: Path) -> Iterator[ChaosStack]:
 
 def test_sigterm_finishes_the_running_task_and_hands_back_the_rest(one_explain_worker: ChaosStack) -> None:
     stack = one_explain_worker
+    broker = redis.Redis.from_url(stack.env["DAMAGELENS_REDIS_URL"], decode_responses=True)
+    # A task the worker holds for later, as it holds a retry's countdown: reserved and unacked.
+    held = _submit(stack, tasks="classify")  # no classify worker here; only the explain task sent below runs
+    input_key = json.loads(broker.hget(f"damagelens:job:{held}", "meta"))["input_key"]
+    payload = StageTask(job_id=held, stage=Stage.explain, model="fast", input_key=input_key)
+    _producer(stack).send_task(TASK_NAMES[Stage.explain], args=[payload.model_dump(mode="json")], queue=QUEUES[Stage.explain], countdown=60)
+    deadline = time.monotonic() + 20
+    while broker.hlen("unacked") < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert broker.hlen("unacked") == 1, "the worker did not reserve the delayed task"
+
+    stack.s3_proxy.response_delay = 0.2  # a slow object store keeps the running task busy for seconds
     first = _submit(stack)
     stack.wait_until(first, lambda j: j["stages"]["explain"]["status"] == "running")
     waiting = _submit(stack)  # sits in the queue: the busy worker has no free slot
-    # A task the worker holds for later (as it holds a retry's countdown): reserved, unacked.
-    held = _submit(stack, tasks="classify")  # no classify worker here; only its explain task below runs
-    broker = redis.Redis.from_url(stack.env["DAMAGELENS_REDIS_URL"], decode_responses=True)
-    input_key = json.loads(broker.hget(f"damagelens:job:{held}", "meta"))["input_key"]
-    payload = StageTask(job_id=held, stage=Stage.explain, model="fast", input_key=input_key)
-    _producer(stack).send_task(TASK_NAMES[Stage.explain], args=[payload.model_dump(mode="json")], queue=QUEUES[Stage.explain], countdown=30)
-    deadline = time.monotonic() + 20
-    while broker.hlen("unacked") < 2 and time.monotonic() < deadline:  # running + reserved
-        time.sleep(0.1)
-    assert broker.hlen("unacked") == 2, "the worker did not reserve the delayed task"
+    assert broker.hlen("unacked") == 2  # running + held
 
     started = time.monotonic()
     exit_code = stack.terminate("explain-1", timeout=120)
     print(f"\nwarm shutdown took {time.monotonic() - started:.1f}s")
+    stack.s3_proxy.response_delay = 0.0
     assert exit_code == 0, stack.tail_logs()
     finished = stack.job(first)
     assert finished["status"] == "succeeded" and finished["stages"]["explain"]["attempts"] == 1, "the running task was not finished"

@@ -37,6 +37,7 @@ class TcpProxy:
     def __init__(self, target_port: int, port: int | None = None):
         self.target_port = target_port
         self.port = port or free_port()
+        self.response_delay = 0.0  # seconds per forwarded chunk of a response: a slow object store
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -81,12 +82,14 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, slow in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
         try:
             while data := src.recv(65536):
+                if slow and self.response_delay:
+                    time.sleep(self.response_delay)
                 dst.sendall(data)
         except OSError:
             pass

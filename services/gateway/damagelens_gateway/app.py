@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         purge = asyncio.create_task(_purge_loop(app))
-        app.state.job_events.start()
+        listener = app.state.job_events.start()
         yield
         purge.cancel()
-        await app.state.job_events.stop()
+        await app.state.job_events.stop(listener)
 
     app = FastAPI(
         title="DamageLens",

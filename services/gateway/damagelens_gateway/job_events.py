@@ -27,19 +27,19 @@ class JobEvents:
     def __init__(self, redis_url: str):
         self.redis_url = redis_url
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="job-events")
+    def start(self) -> asyncio.Task:
+        """Start listening in the running loop; the caller (the app's lifespan) stops that task."""
+        return asyncio.create_task(self._listen(), name="job-events")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+    @staticmethod
+    async def stop(task: asyncio.Task) -> None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:
@@ -67,8 +67,9 @@ class JobEvents:
             try:
                 await pubsub.subscribe(EVENTS_CHANNEL)
                 self.connected.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message and message.get("type") == "message":
                         self.notify(message["data"])
             except asyncio.CancelledError:
                 raise

@@ -52,6 +52,7 @@ def _start(stack: ChaosStack) -> ChaosStack:
     stack.wait_gateway()
     for name in WORKERS:
         stack.wait_warm(name)
+    stack.supervise()
     return stack
 
 
@@ -133,6 +134,7 @@ def poison_watcher(stack: ChaosStack, burst: Burst, stage: str = "explain") -> C
 def settle_and_check(burst: Burst, stack: ChaosStack, timeout: float) -> ScenarioReport:
     final = burst.settle(timeout)
     report = burst.account(final, f"http://127.0.0.1:{stack.s3_proxy.target_port}", stack.env["DAMAGELENS_S3_BUCKET"])
+    report.notes += [f"{name} exited on its own {n}x (restarted by the supervisor)" for name, n in stack.crashes().items()]
     write_report(report, REPORT)
     poison = [job_id for job_id, role in burst.special.items() if role == "poison"]
     for job_id in poison:

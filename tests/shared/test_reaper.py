@@ -1,7 +1,8 @@
 """The reaper and worker heartbeats against a real Redis: who is dead, what is orphaned, one leader.
 
-The enqueue callable is the reaper's edge to the broker; here it records what would be sent
-(the real broker path is exercised in tests/e2e/test_recovery.py).
+Most tests give the reaper a broker double that records what would be sent; the last ones use
+the gateway's real Dispatcher on the real Redis broker (and tests/e2e/test_recovery.py runs it
+against real workers).
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ def _store_with_running_stage(redis_url: str, job_id: str, worker: str, attempts
     return store, task
 
 
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.sent: list[StageTask] = []
+
+    def enqueue(self, task: StageTask) -> None:
+        self.sent.append(task)
+
+    def unacked(self) -> list:
+        return []
+
+    def restore(self, tag: str) -> None:
+        raise AssertionError("nothing to restore here")
+
+
 def _settings(**extra) -> Settings:
     return Settings(heartbeat_interval_seconds=0.2, heartbeat_ttl_seconds=2, reaper_interval_seconds=0.1, **extra)
 
@@ -60,8 +75,9 @@ def test_running_index_follows_stage_writes(redis_url: str) -> None:
 
 def test_a_dead_worker_stage_is_reenqueued_once_with_its_attempt_counted(redis_url: str) -> None:
     store, task = _store_with_running_stage(redis_url, "dead", "classify@h/111", attempts=1)
-    sent: list[StageTask] = []
-    reaper = Reaper(store, sent.append, _settings())
+    broker = RecordingBroker()
+    sent = broker.sent
+    reaper = Reaper(store, broker, _settings())
     assert [e.job_id for e in reaper.tick()] == ["dead"]  # no heartbeat key at all: the worker is gone
     assert sent == [task]  # the same payload, cam_method included
     state = store.get("dead").stages[Stage.classify]
@@ -74,8 +90,8 @@ def test_a_dead_worker_stage_is_reenqueued_once_with_its_attempt_counted(redis_u
 def test_a_live_worker_holding_its_stage_is_left_alone(redis_url: str) -> None:
     store, _ = _store_with_running_stage(redis_url, "alive", "classify@h/222")
     publish_beat(store.client, WorkerBeat(worker="classify@h/222", at=utcnow(), holding=[stage_ref("alive", "classify")]), 5)
-    sent: list[StageTask] = []
-    assert Reaper(store, sent.append, _settings()).tick() == [] and sent == []
+    broker = RecordingBroker()
+    assert Reaper(store, broker, _settings()).tick() == [] and broker.sent == []
     assert store.get("alive").stages[Stage.classify].status == Status.running
 
 
@@ -83,8 +99,9 @@ def test_a_stage_its_live_worker_no_longer_holds_is_reaped_after_a_ttl(redis_url
     """A dropped task (a retry that could not be published) on a worker that lives on."""
     store, _ = _store_with_running_stage(redis_url, "dropped", "classify@h/333")
     publish_beat(store.client, WorkerBeat(worker="classify@h/333", at=utcnow(), holding=[]), 30)
-    sent: list[StageTask] = []
-    reaper = Reaper(store, sent.append, _settings())
+    broker = RecordingBroker()
+    sent = broker.sent
+    reaper = Reaper(store, broker, _settings())
     assert reaper.tick() == []  # first seen unheld: wait a TTL, the worker may just be starting it
     time.sleep(2.1)
     assert [e.job_id for e in reaper.tick()] == ["dropped"] and len(sent) == 1
@@ -100,10 +117,10 @@ def test_a_redelivery_that_already_started_is_not_reaped(redis_url: str) -> None
 
 def test_only_one_reaper_acts(redis_url: str) -> None:
     store, _ = _store_with_running_stage(redis_url, "lock", "classify@h/666")
-    first_sent: list[StageTask] = []
-    second_sent: list[StageTask] = []
-    first = Reaper(store, first_sent.append, _settings(), node="a")
-    second = Reaper(store, second_sent.append, _settings(), node="b")
+    first_broker, second_broker = RecordingBroker(), RecordingBroker()
+    second_sent = second_broker.sent
+    first = Reaper(store, first_broker, _settings(), node="a")
+    second = Reaper(store, second_broker, _settings(), node="b")
     assert first.is_leader() and not second.is_leader()
     assert second.tick() == [] and second_sent == []
     assert len(first.tick()) == 1
@@ -137,9 +154,10 @@ def test_stage_writes_are_published(redis_url: str) -> None:
 
 def test_reaper_runs_until_stopped(redis_url: str) -> None:
     store, _ = _store_with_running_stage(redis_url, "loop", "gone/1")
-    sent: list[StageTask] = []
+    broker = RecordingBroker()
+    sent = broker.sent
     stop = threading.Event()
-    thread = threading.Thread(target=Reaper(store, sent.append, _settings(), node="loop").run, args=(stop,))
+    thread = threading.Thread(target=Reaper(store, broker, _settings(), node="loop").run, args=(stop,))
     thread.start()
     deadline = time.monotonic() + 5
     while not sent and time.monotonic() < deadline:
@@ -149,3 +167,41 @@ def test_reaper_runs_until_stopped(redis_url: str) -> None:
     assert len(sent) == 1 and not thread.is_alive()
     assert store.client.get(LOCK_KEY) is None  # released on the way out
     assert json.loads(store.get("loop").stages[Stage.classify].model_dump_json())["status"] == "queued"
+
+
+def test_a_message_a_dead_worker_took_is_put_back_at_the_head_of_its_queue(redis_url: str) -> None:
+    """The real Dispatcher on the real broker: a consumer takes a message and dies without acking."""
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = _settings(redis_url=redis_url)
+    store, task = _store_with_running_stage(redis_url, "taken", "classify@h/888")
+    dispatcher = Dispatcher(settings)
+    dispatcher.enqueue(task)
+    with dispatcher.celery.connection_for_write() as conn:
+        channel = conn.default_channel
+        assert channel.basic_get("classify", no_ack=False) is not None  # now in the `unacked` hash
+        channel.do_restore = False  # the consumer dies: it never puts the message back itself
+    [message] = dispatcher.unacked()
+    assert message.payload == task.model_dump(mode="json")
+    store.client.zadd("unacked_index", {message.tag: time.time() - 60})  # taken a minute ago
+    reaper = Reaper(store, dispatcher, settings)
+    assert [e.job_id for e in reaper.tick()] == ["taken"]
+    assert dispatcher.unacked() == [] and dispatcher.queue_lengths()["classify"] == 1  # restored, not sent twice
+    assert store.stats().messages_restored == 1
+
+
+def test_a_fresh_unacked_message_or_one_a_live_worker_holds_stays(redis_url: str) -> None:
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = _settings(redis_url=redis_url)
+    store, task = _store_with_running_stage(redis_url, "held", "classify@h/999")
+    publish_beat(store.client, WorkerBeat(worker="classify@h/999", at=utcnow(), holding=[stage_ref("held", "classify")]), 30)
+    dispatcher = Dispatcher(settings)
+    dispatcher.enqueue(task)
+    with dispatcher.celery.connection_for_write() as conn:
+        conn.default_channel.basic_get("classify", no_ack=False)
+        conn.default_channel.do_restore = False
+    [message] = dispatcher.unacked()
+    store.client.zadd("unacked_index", {message.tag: time.time() - 60})
+    assert Reaper(store, dispatcher, settings).tick() == []
+    assert len(dispatcher.unacked()) == 1  # a live worker holds it

@@ -108,6 +108,8 @@ class Proc:
     log: Path
     popen: subprocess.Popen | None = None
     starts: int = 0
+    expected_down: bool = False  # stopped on purpose: the supervisor leaves it alone
+    crashes: int = 0  # exits nobody asked for (restarted by the supervisor)
 
     @property
     def alive(self) -> bool:
@@ -127,6 +129,7 @@ class ChaosStack:
     logs: Path
     port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def base_url(self) -> str:
@@ -141,6 +144,7 @@ class ChaosStack:
         proc = self.procs.get(name) or Proc(name, args or [], self.logs / f"{name}.log")
         self.procs[name] = proc
         proc.starts += 1
+        proc.expected_down = False
         with proc.log.open("a") as log:
             log.write(f"\n=== start {proc.starts}\n")
         proc.popen = subprocess.Popen(
@@ -165,6 +169,7 @@ class ChaosStack:
     def kill(self, name: str) -> None:
         """SIGKILL the whole process group: the worker's main process and its pool children."""
         proc = self.procs[name]
+        proc.expected_down = True
         if proc.alive:
             with suppress(ProcessLookupError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
@@ -173,6 +178,7 @@ class ChaosStack:
     def terminate(self, name: str, timeout: float = 120.0) -> int:
         """SIGTERM to the main process only (what Kubernetes and honcho send); its exit code."""
         proc = self.procs[name]
+        proc.expected_down = True
         if not proc.alive:
             return proc.popen.returncode
         proc.popen.send_signal(signal.SIGTERM)
@@ -182,7 +188,26 @@ class ChaosStack:
             self.kill(name)
             raise
 
+    def supervise(self) -> None:
+        """Restart any process that exits on its own, as Kubernetes or compose `restart:` would."""
+
+        def loop() -> None:
+            while not self._stopping.is_set():
+                for proc in list(self.procs.values()):
+                    if proc.popen is not None and not proc.alive and not proc.expected_down:
+                        proc.crashes += 1
+                        with proc.log.open("a") as log:
+                            log.write(f"\n=== supervisor: exited with {proc.popen.returncode}, restarting\n")
+                        self.start(proc.name)
+                self._stopping.wait(0.5)
+
+        threading.Thread(target=loop, name="supervisor", daemon=True).start()
+
+    def crashes(self) -> dict[str, int]:
+        return {name: proc.crashes for name, proc in self.procs.items() if proc.crashes}
+
     def stop_all(self) -> None:
+        self._stopping.set()
         for name in list(self.procs):
             with suppress(Exception):
                 self.terminate(name, timeout=20)

@@ -63,6 +63,11 @@ class ClusterCollector:
         for stage, count in stats.stages_reaped.items():
             reaped.add_metric([stage.value], count)
         yield reaped
+        restored = CounterMetricFamily(
+            "damagelens_messages_restored", "Unacknowledged messages of dead workers put back on their queue by the reaper."
+        )
+        restored.add_metric([], stats.messages_restored)
+        yield restored
         retries = CounterMetricFamily(
             "damagelens_retries", "Retries after transient errors, by kind (storage, redis, webhook).", labels=["kind"]
         )

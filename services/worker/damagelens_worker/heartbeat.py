@@ -24,9 +24,10 @@ def worker_id() -> str | None:
 
 
 def holding() -> list[str]:
-    """Stages this process is executing or holds for later (a retry's countdown), as `job:stage`."""
+    """Stages this process is executing, has reserved, or holds for later (a retry's countdown), as `job:stage`."""
     refs = []
-    for request in [*worker_state.active_requests, *worker_state.reserved_requests]:
+    held = [*worker_state.active_requests, *worker_state.reserved_requests, *getattr(worker_state, "scheduled_requests", ())]
+    for request in held:
         args = request.args or ()
         payload = args[0] if args and isinstance(args[0], dict) else {}
         if "job_id" in payload and "stage" in payload:

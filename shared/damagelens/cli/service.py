@@ -91,7 +91,7 @@ def reaper() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     node = f"{socket.gethostname()}/{os.getpid()}"
-    Reaper(JobStore.from_settings(settings), Dispatcher(settings).enqueue, settings, node=node, host=socket.gethostname()).run(stop)
+    Reaper(JobStore.from_settings(settings), Dispatcher(settings), settings, node=node, host=socket.gethostname()).run(stop)
 
 
 def reaper_ping() -> None:

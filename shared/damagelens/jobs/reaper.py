@@ -7,8 +7,13 @@ heartbeats. A stage is orphaned when its worker's heartbeat has expired, or when
 alive but has not held the stage for a whole heartbeat TTL (its task was dropped, e.g. a retry
 that could not be published while Redis restarted). The stage goes back to `queued` (its attempt
 stays counted, so the attempt limit still stops a photo that kills every worker) only if the dead
-worker still holds it, and the same task is sent again. Any later redelivery by the broker finds
-the stage finished and does nothing.
+worker still holds it, and the same task is sent again.
+
+Messages a dead worker had taken from the broker but not acknowledged (the task it was running,
+retries waiting on their countdown) would otherwise come back only after the broker's visibility
+timeout: an unacknowledged stage message that no live worker has held for three heartbeats is put back
+at the head of its queue, headers intact (kombu's own restore). A stage restored that way is not
+sent a second time. Any later redelivery by the broker finds the stage finished and does nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from typing import Protocol
 
 import redis
+from pydantic import BaseModel
 
-from damagelens.jobs.liveness import live_workers, stage_ref
+from damagelens.jobs.liveness import WorkerBeat, live_workers, stage_ref
 from damagelens.jobs.store import JobStore, RunningStage
 from damagelens.schemas import Stage, StageTask
 from damagelens.settings import Settings
@@ -30,6 +36,21 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "damagelens:reaper:lock"
 ALIVE_PREFIX = "damagelens:reaper:alive:"
 
+
+class UnackedMessage(BaseModel):
+    tag: str
+    delivered_at: float  # unix time
+    payload: dict | None  # a StageTask payload, None for messages of other tasks
+
+
+class Broker(Protocol):
+    def enqueue(self, task: StageTask) -> None: ...
+
+    def unacked(self) -> list[UnackedMessage]: ...
+
+    def restore(self, tag: str) -> None: ...
+
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -37,13 +58,14 @@ return 0
 
 
 class Reaper:
-    def __init__(
-        self, jobs: JobStore, enqueue: Callable[[StageTask], None], settings: Settings, node: str | None = None, host: str = "local"
-    ):
-        self.jobs, self.enqueue = jobs, enqueue
+    def __init__(self, jobs: JobStore, broker: Broker, settings: Settings, node: str | None = None, host: str = "local"):
+        self.jobs, self.broker = jobs, broker
         self.interval = settings.reaper_interval_seconds
         self.ttl = settings.heartbeat_ttl_seconds
         self.lock_ms = int(max(3 * self.interval, self.ttl) * 1000)
+        # A message just taken by a live worker shows in its next heartbeat; older than this and held
+        # by no one, its worker is gone.
+        self.stranded_after = 3 * settings.heartbeat_interval_seconds
         self.node = node or uuid.uuid4().hex
         self.alive_key = ALIVE_PREFIX + host
         self._renew = jobs.client.register_script(_RENEW)
@@ -63,8 +85,7 @@ class Reaper:
         except redis.RedisError:
             pass
 
-    def orphans(self, now: float) -> list[RunningStage]:
-        beats = live_workers(self.jobs.client)
+    def orphans(self, now: float, beats: dict[str, WorkerBeat]) -> list[RunningStage]:
         held = {ref for beat in beats.values() for ref in beat.holding}
         found, seen = [], set()
         for stage in Stage:
@@ -80,17 +101,37 @@ class Reaper:
         self._unheld_since = {k: v for k, v in self._unheld_since.items() if k in seen}
         return found
 
+    def stranded(self, beats: dict[str, WorkerBeat]) -> list[UnackedMessage]:
+        """Unacknowledged stage messages that no live worker holds, delivered a few heartbeats ago."""
+        held = {ref for beat in beats.values() for ref in beat.holding}
+        cutoff = time.time() - self.stranded_after
+        found = []
+        for message in self.broker.unacked():
+            if message.payload is None or message.delivered_at > cutoff:
+                continue
+            if stage_ref(message.payload["job_id"], message.payload["stage"]) not in held:
+                found.append(message)
+        return found
+
     def tick(self) -> list[RunningStage]:
-        """One pass (when leader): returns the stages re-enqueued."""
+        """One pass (when leader): returns the running stages re-enqueued."""
         now = time.monotonic()
         self.jobs.client.set(self.alive_key, self.node, ex=self.ttl)  # for `damagelens reaper-ping`
         if now < self._quiet_until or not self.is_leader():
             return []
+        beats = live_workers(self.jobs.client)
+        restored = set()
+        for message in self.stranded(beats):
+            self.broker.restore(message.tag)
+            restored.add(stage_ref(message.payload["job_id"], message.payload["stage"]))
+            self.jobs.count_restored()
+            log.warning("restored a message its dead worker had taken", extra={"job_id": message.payload["job_id"], "tag": message.tag})
         reaped = []
-        for entry in self.orphans(now):
+        for entry in self.orphans(now, beats):
             # Send first, then mark: a crash in between only causes a duplicate delivery (a no-op),
             # never a stage marked queued with no task behind it.
-            self.enqueue(StageTask.model_validate(entry.task))
+            if stage_ref(entry.job_id, entry.stage.value) not in restored:
+                self.broker.enqueue(StageTask.model_validate(entry.task))
             if self.jobs.reap(entry.job_id, entry.stage, entry.worker):
                 reaped.append(entry)
                 self._unheld_since.pop((entry.job_id, entry.stage), None)

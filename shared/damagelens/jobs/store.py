@@ -97,6 +97,7 @@ class ClusterStats(BaseModel):
     stage_latency: dict[Stage, StageLatency] = Field(default_factory=dict)
     stages_reaped: dict[Stage, int] = Field(default_factory=dict, description="running stages re-enqueued because their worker died")
     retries: dict[str, int] = Field(default_factory=dict, description="transient-error retries by kind (storage, redis, webhook, …)")
+    messages_restored: int = Field(0, description="unacknowledged messages of dead workers put back on their queue by the reaper")
 
 
 class RunningStage(BaseModel):
@@ -230,6 +231,10 @@ class JobStore:
         )
         return done == 1
 
+    def count_restored(self) -> None:
+        """Count one broker message put back by the reaper (its worker died holding it)."""
+        self.client.hincrby(STATS_KEY, "messages_restored", 1)
+
     def count_retry(self, kind: str) -> None:
         """Count one transient-error retry (`storage`, `redis`, `webhook`, …); exported as a Prometheus counter."""
         self.client.hincrby(STATS_KEY, f"retry:{kind}", 1)
@@ -260,6 +265,7 @@ class JobStore:
             jobs_submitted=int(raw.get("jobs_submitted", 0)),
             jobs_finished={s: int(raw.get(f"jobs:{s.value}", 0)) for s in TERMINAL},
         )
+        stats.messages_restored = int(raw.get("messages_restored", 0))
         stats.retries = {k.partition(":")[2]: int(v) for k, v in raw.items() if k.startswith("retry:")}
         for stage in Stage:
             stats.stages_reaped[stage] = int(raw.get(f"reaped:{stage.value}", 0))

@@ -141,8 +141,8 @@ class Burst:
             submitters = [t for t in submitters if t.is_alive()]
         for thread in submitters:
             thread.join(SUBMIT_GIVE_UP_SECONDS + 30)
-        for thread in fault_threads:
-            thread.join(300)
+        for thread, fault in zip(fault_threads, faults, strict=True):
+            thread.join(max(0.0, self.started + fault.at - time.monotonic()) + 300)
         self.report.wall_seconds = time.time() - wall0
 
     def _fault(self, fault: Fault) -> None:

@@ -130,6 +130,7 @@ class ChaosStack:
     port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def base_url(self) -> str:
@@ -141,21 +142,24 @@ class ChaosStack:
     # ------------------------------------------------------------ processes
 
     def start(self, name: str, args: list[str] | None = None) -> Proc:
-        proc = self.procs.get(name) or Proc(name, args or [], self.logs / f"{name}.log")
-        self.procs[name] = proc
-        proc.starts += 1
-        proc.expected_down = False
-        with proc.log.open("a") as log:
-            log.write(f"\n=== start {proc.starts}\n")
-        proc.popen = subprocess.Popen(
-            [*CLI, *proc.args],
-            env=self.env,
-            stdout=proc.log.open("a"),
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        return proc
+        with self._lock:
+            proc = self.procs.get(name) or Proc(name, args or [], self.logs / f"{name}.log")
+            self.procs[name] = proc
+            if proc.alive or self._stopping.is_set():
+                return proc  # never two processes under one name, nothing new while tearing down
+            proc.starts += 1
+            with proc.log.open("a") as log:
+                log.write(f"\n=== start {proc.starts}\n")
+            proc.popen = subprocess.Popen(
+                [*CLI, *proc.args],
+                env=self.env,
+                stdout=proc.log.open("a"),
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
+            )
+            proc.expected_down = False
+            return proc
 
     def start_worker(self, name: str, queue: str) -> Proc:
         return self.start(name, ["worker", "--queue", queue])
@@ -168,12 +172,13 @@ class ChaosStack:
 
     def kill(self, name: str) -> None:
         """SIGKILL the whole process group: the worker's main process and its pool children."""
-        proc = self.procs[name]
-        proc.expected_down = True
-        if proc.alive:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.popen.pid, signal.SIGKILL)
-            proc.popen.wait(timeout=10)
+        with self._lock:
+            proc = self.procs[name]
+            proc.expected_down = True
+            if proc.alive:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=10)
 
     def terminate(self, name: str, timeout: float = 120.0) -> int:
         """SIGTERM to the main process only (what Kubernetes and honcho send); its exit code."""
@@ -193,12 +198,14 @@ class ChaosStack:
 
         def loop() -> None:
             while not self._stopping.is_set():
-                for proc in list(self.procs.values()):
-                    if proc.popen is not None and not proc.alive and not proc.expected_down:
+                with self._lock:
+                    crashed = [p for p in self.procs.values() if p.popen is not None and not p.alive and not p.expected_down]
+                    for proc in crashed:
                         proc.crashes += 1
                         with proc.log.open("a") as log:
                             log.write(f"\n=== supervisor: exited with {proc.popen.returncode}, restarting\n")
-                        self.start(proc.name)
+                for proc in crashed:
+                    self.start(proc.name)
                 self._stopping.wait(0.5)
 
         threading.Thread(target=loop, name="supervisor", daemon=True).start()

@@ -298,7 +298,7 @@ def chaos_stack(tmp: Path, **env_overrides: str) -> Iterator[ChaosStack]:
         "DAMAGELENS_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
         "DAMAGELENS_S3_ACCESS_KEY": "testing",
         "DAMAGELENS_S3_SECRET_KEY": "testing",
-        "DAMAGELENS_S3_BUCKET": "dl-chaos",
+        "DAMAGELENS_S3_BUCKET": f"dl-chaos-{proxy.port}",  # moto keeps buckets per process: one per stack
         "DAMAGELENS_DEFAULT_MODEL": "fast",
         "DAMAGELENS_TORCH_THREADS": "1",
         "DAMAGELENS_FRONTEND_DIR": str(tmp / "no-frontend"),

@@ -205,3 +205,20 @@ def test_a_fresh_unacked_message_or_one_a_live_worker_holds_stays(redis_url: str
     store.client.zadd("unacked_index", {message.tag: time.time() - 60})
     assert Reaper(store, dispatcher, settings).tick() == []
     assert len(dispatcher.unacked()) == 1  # a live worker holds it
+
+
+def test_reaper_ping_answers_after_a_pass(redis_url: str, monkeypatch) -> None:
+    import socket
+
+    from typer.testing import CliRunner
+
+    from damagelens.cli import app
+    from damagelens.settings import get_settings
+
+    monkeypatch.setenv("DAMAGELENS_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    assert CliRunner().invoke(app, ["reaper-ping"]).exit_code == 1
+    store = JobStore.from_url(redis_url, ttl_seconds=300)
+    Reaper(store, RecordingBroker(), _settings(), host=socket.gethostname()).tick()
+    result = CliRunner().invoke(app, ["reaper-ping"])
+    assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ worker still holds it, and the same task is sent again.
 
 Messages a dead worker had taken from the broker but not acknowledged (the task it was running,
 retries waiting on their countdown) would otherwise come back only after the broker's visibility
-timeout: an unacknowledged stage message that no live worker has held for three heartbeats is put back
+timeout: an unacknowledged stage message that no live worker lists, though all have beaten since, is put back
 at the head of its queue, headers intact (kombu's own restore). A stage restored that way is not
 sent a second time. Any later redelivery by the broker finds the stage finished and does nothing.
 """
@@ -63,9 +63,11 @@ class Reaper:
         self.interval = settings.reaper_interval_seconds
         self.ttl = settings.heartbeat_ttl_seconds
         self.lock_ms = int(max(3 * self.interval, self.ttl) * 1000)
-        # A message just taken by a live worker shows in its next heartbeat; older than this and held
-        # by no one, its worker is gone.
-        self.stranded_after = 3 * settings.heartbeat_interval_seconds
+        # A worker records a message it takes within moments; a heartbeat taken this long after the
+        # delivery (or the stage's start) that does not list it means that worker does not hold it.
+        # Comparing with the beat's own time, not the reaper's clock, keeps a worker starved of CPU
+        # (its beats late) from looking as if it had dropped its work.
+        self.margin = settings.heartbeat_interval_seconds
         self.node = node or uuid.uuid4().hex
         self.alive_key = ALIVE_PREFIX + host
         self._renew = jobs.client.register_script(_RENEW)
@@ -92,24 +94,28 @@ class Reaper:
             for entry in self.jobs.running(stage):
                 key = (entry.job_id, stage)
                 seen.add(key)
-                if entry.worker not in beats:
+                beat = beats.get(entry.worker)
+                if beat is None:
                     found.append(entry)
-                elif stage_ref(entry.job_id, stage.value) in held:
+                elif stage_ref(entry.job_id, stage.value) in held or not self._beat_after(beat, entry.started_at):
                     self._unheld_since.pop(key, None)
                 elif now - self._unheld_since.setdefault(key, now) >= self.ttl:
                     found.append(entry)
         self._unheld_since = {k: v for k, v in self._unheld_since.items() if k in seen}
         return found
 
+    def _beat_after(self, beat: WorkerBeat, moment: float | None) -> bool:
+        return moment is not None and beat.at.timestamp() > moment + self.margin
+
     def stranded(self, beats: dict[str, WorkerBeat]) -> list[UnackedMessage]:
-        """Unacknowledged stage messages that no live worker holds, delivered a few heartbeats ago."""
+        """Unacknowledged stage messages that no live worker holds, though every live worker has
+        beaten since they were delivered."""
         held = {ref for beat in beats.values() for ref in beat.holding}
-        cutoff = time.time() - self.stranded_after
         found = []
         for message in self.broker.unacked():
-            if message.payload is None or message.delivered_at > cutoff:
+            if message.payload is None or stage_ref(message.payload["job_id"], message.payload["stage"]) in held:
                 continue
-            if stage_ref(message.payload["job_id"], message.payload["stage"]) not in held:
+            if all(self._beat_after(beat, message.delivered_at) for beat in beats.values()):
                 found.append(message)
         return found
 

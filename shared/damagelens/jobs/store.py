@@ -107,6 +107,7 @@ class RunningStage(BaseModel):
     stage: Stage
     worker: str
     task: dict
+    started_at: float | None = None  # unix time, the worker host's clock
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -184,7 +185,8 @@ class JobStore:
         and its `task` payload enters the running-stages index; any other state leaves it."""
         held = ""
         if state.status == Status.running and state.worker and task is not None:
-            held = json.dumps({"worker": state.worker, "task": task})
+            started = state.started_at.timestamp() if state.started_at else None
+            held = json.dumps({"worker": state.worker, "task": task, "started_at": started})
         written = self._set_stage(
             keys=[self.key(job_id), self.running_key(stage)],
             args=[
@@ -214,7 +216,9 @@ class JobStore:
         entries = []
         for job_id, raw in self.client.hgetall(self.running_key(stage)).items():
             held = json.loads(raw)
-            entries.append(RunningStage(job_id=job_id, stage=stage, worker=held["worker"], task=held["task"]))
+            entries.append(
+                RunningStage(job_id=job_id, stage=stage, worker=held["worker"], task=held["task"], started_at=held.get("started_at"))
+            )
         return entries
 
     def running_counts(self) -> dict[Stage, int]:

@@ -4,8 +4,8 @@ every job and every stored object.
 A burst submits jobs at a steady rate from client threads that behave like a careful client:
 a 503 is retried after its `Retry-After`, a refused or dropped connection after a short pause.
 Faults run on their own timeline. Afterwards every accepted job must reach a terminal state
-(else it is `stuck`; a 404 is `lost`), each object in the bucket must belong to a known job and
-be an artifact that job should have (else it is a duplicate or an orphan), and the cluster
+(else it is `stuck`; a 404 is `lost`), each object of a job must be an artifact that job should
+have (else it is a duplicate), objects of no job at all are counted as orphans, and the cluster
 counters must count each finished stage exactly once.
 """
 
@@ -52,6 +52,7 @@ class ScenarioReport:
     lost: int = 0
     stuck: int = 0
     duplicated_artifacts: int = 0
+    orphan_objects: int = 0  # uploads of submits that were refused (503) and could not be cleaned up
     double_counted_stages: int = 0
     unacknowledged_jobs: int = 0
     recovery_seconds: list[float] = field(default_factory=list)
@@ -227,7 +228,7 @@ class Burst:
         for job_id, names in by_job.items():
             job = final.get(job_id)
             if job is None:
-                report.duplicated_artifacts += 0 if job_id in known else len(names)  # orphan objects of no job
+                report.orphan_objects += 0 if job_id in known else len(names)  # objects of no job at all
                 continue
             allowed = {n for n in names if n.startswith("input.")}
             for stage in job.get("stages", {}):

@@ -163,6 +163,7 @@ def test_short_burst_meets_every_fault(stack: ChaosStack, photos: list[bytes]) -
     report = settle_and_check(burst, stack, timeout=300)
     assert report.failed == {"explain:worker_lost": 1}, report.summary()  # only the poison photo's stage
     assert report.succeeded == report.accepted - 1, report.summary()
+    assert report.orphan_objects <= report.rejected_503, report.summary()  # at most the upload of a refused submit
 
 
 # ---------------------------------------------------------------- the full profile (`make chaos`)
@@ -198,6 +199,7 @@ def test_object_store_down_30s_mid_burst(stack: ChaosStack, photos: list[bytes])
     burst.run(n_jobs=JOBS // 4, rate_per_second=4.0, faults=[Fault("object store down 30 s", 10, object_store_down(stack, 30))])
     report = settle_and_check(burst, stack, timeout=JOBS * 1.0)
     assert report.failed == {}, report.summary()
+    assert report.orphan_objects <= report.rejected_503, report.summary()  # at most the upload of a refused submit
 
 
 @full_only

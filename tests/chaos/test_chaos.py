@@ -222,7 +222,7 @@ def test_poison_photo_fails_only_its_own_stage(stack: ChaosStack, photos: list[b
 def test_object_store_outage_longer_than_the_retry_budget_fails_with_storage_unavailable(tmp_path: Path, photos: list[bytes]) -> None:
     with chaos_stack(tmp_path, DAMAGELENS_TASK_MAX_RETRIES="2") as stack:
         _start(stack)
-        burst = Burst(stack, photos, "object store down 40 s, retry budget 2 (1.5-3 s)", tasks="explain")
+        burst = Burst(stack, photos, "object store down longer than a retry budget of 2 (1.5-3 s)", tasks="explain")
         stack.s3_proxy.response_delay = 0.5  # slow reads: the outage starts while the stages fetch their input
         for photo in photos[:4]:
             burst.submit(photo)

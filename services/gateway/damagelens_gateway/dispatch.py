@@ -61,11 +61,15 @@ class Dispatcher:
         with self.celery.connection_for_write() as conn:
             channel = conn.default_channel
             client = channel.client
-            delivered = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
-            for tag, raw in client.hgetall(channel.unacked_key).items():
+            pipe = client.pipeline(transaction=True)  # one snapshot: a delivery between two reads looked ancient
+            pipe.hgetall(channel.unacked_key)
+            pipe.zrange(channel.unacked_index_key, 0, -1, withscores=True)
+            raw_messages, index = pipe.execute()
+            delivered = {(t.decode() if isinstance(t, bytes) else t): score for t, score in index}
+            for tag, raw in raw_messages.items():
                 tag = tag.decode() if isinstance(tag, bytes) else tag
-                score = delivered.get(tag.encode(), delivered.get(tag, 0.0))
-                messages.append(UnackedMessage(tag=tag, delivered_at=float(score), payload=stage_payload(raw)))
+                if tag in delivered:  # kombu writes both in one pipeline; a tag without a time is mid-write
+                    messages.append(UnackedMessage(tag=tag, delivered_at=float(delivered[tag]), payload=stage_payload(raw)))
         return messages
 
     def restore(self, tag: str) -> None:

@@ -126,17 +126,14 @@ class Reaper:
         if now < self._quiet_until or not self.is_leader():
             return []
         beats = live_workers(self.jobs.client)
-        restored = set()
-        for message in self.stranded(beats):
-            self.broker.restore(message.tag)
-            restored.add(stage_ref(message.payload["job_id"], message.payload["stage"]))
-            self.jobs.count_restored()
-            log.warning("restored a message its dead worker had taken", extra={"job_id": message.payload["job_id"], "tag": message.tag})
+        orphans = self.orphans(now, beats)
+        stranded = {stage_ref(m.payload["job_id"], m.payload["stage"]): m for m in self.stranded(beats)}
         reaped = []
-        for entry in self.orphans(now, beats):
-            # Send first, then mark: a crash in between only causes a duplicate delivery (a no-op),
-            # never a stage marked queued with no task behind it.
-            if stage_ref(entry.job_id, entry.stage.value) not in restored:
+        for entry in orphans:
+            message = stranded.pop(stage_ref(entry.job_id, entry.stage.value), None)
+            if message is None:
+                # Send first, then mark: a crash in between only causes a duplicate delivery (a
+                # no-op), never a stage marked queued with no task behind it.
                 self.broker.enqueue(StageTask.model_validate(entry.task))
             if self.jobs.reap(entry.job_id, entry.stage, entry.worker):
                 reaped.append(entry)
@@ -145,7 +142,18 @@ class Reaper:
                     "re-enqueued a stage whose worker is gone",
                     extra={"job_id": entry.job_id, "stage": entry.stage.value, "worker": entry.worker},
                 )
+            if message is not None:
+                # Mark first, then put the message back (a crash in between leaves it stranded for
+                # the next pass), so no new delivery can start before the stage is marked.
+                self._restore(message)
+        for message in stranded.values():
+            self._restore(message)
         return reaped
+
+    def _restore(self, message: UnackedMessage) -> None:
+        self.broker.restore(message.tag)
+        self.jobs.count_restored()
+        log.warning("restored a message its dead worker had taken", extra={"job_id": message.payload["job_id"], "tag": message.tag})
 
     def run(self, stop: threading.Event) -> None:
         log.info("reaper started", extra={"node": self.node, "interval": self.interval})

@@ -9,7 +9,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast test-containers lint bench frontend system-deps clean
+.PHONY: setup run test test-fast test-containers lint bench chaos frontend system-deps clean
 
 setup: $(STAMP) frontend/dist/index.html
 
@@ -55,6 +55,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_service.py
+
+# The full chaos suite (tests/chaos): each fault on its own stack with a burst of CHAOS_JOBS jobs
+# (default 1000); one JSON line per scenario in var/chaos/report.jsonl. `make test` runs the short profile.
+chaos: system-deps setup
+	CHAOS_PROFILE=full $(BIN)/pytest -m chaos -s tests/chaos
 
 clean:
 	rm -rf var .pytest_cache frontend/dist

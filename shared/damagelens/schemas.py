@@ -57,6 +57,7 @@ class StageState(BaseModel):
     finished_at: datetime | None = None
     speed_ms: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None
+    worker: str | None = Field(None, description="id of the worker process running this stage (the reaper checks its heartbeat)")
 
 
 class ClassifyResult(BaseModel):

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     stage_max_attempts: int = Field(
         3, ge=1, description="Deliveries of one stage before it fails (a crash-looping image cannot loop forever)."
     )
-    task_max_retries: int = Field(5, ge=0, description="Retries for transient storage/broker errors, with exponential backoff.")
+    task_max_retries: int = Field(
+        6, ge=0, description="Retries for transient storage/broker errors, with exponential backoff (6: 31-63 s of waiting in all)."
+    )
 
     # object storage
     storage_backend: Literal["local", "s3"] = Field("local", description="`local` directory (embedded default) or any S3 endpoint.")
@@ -110,6 +112,16 @@ class Settings(BaseSettings):
         1000, ge=1, description="Submits get 503 + Retry-After while any stage queue they need holds more tasks than this."
     )
 
+    # reliability: worker heartbeats, the reaper, live updates
+    heartbeat_interval_seconds: float = Field(2.0, gt=0, description="How often each worker process refreshes its heartbeat key.")
+    heartbeat_ttl_seconds: int = Field(
+        10, ge=2, description="A worker whose heartbeat is older than this is dead: the reaper re-enqueues its running stages."
+    )
+    reaper_interval_seconds: float = Field(2.0, gt=0, description="How often the reaper (`damagelens reaper`) looks for orphaned stages.")
+    sse_fallback_poll_seconds: float = Field(
+        5.0, gt=0, description="Live-update streams re-read the job this often even without a pub/sub message (nothing is missed)."
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:
@@ -124,6 +136,14 @@ class Settings(BaseSettings):
         hard = info.data.get("task_time_limit_seconds", 0)
         if v <= hard:
             raise ValueError("visibility_timeout_seconds must exceed task_time_limit_seconds, or long tasks run twice")
+        return v
+
+    @field_validator("heartbeat_ttl_seconds")
+    @classmethod
+    def _ttl_covers_beats(cls, v: int, info) -> int:
+        interval = info.data.get("heartbeat_interval_seconds", 0)
+        if v < 2 * interval:
+            raise ValueError("heartbeat_ttl_seconds must be at least twice heartbeat_interval_seconds, or live workers look dead")
         return v
 
     @property

@@ -248,3 +248,16 @@ def test_standin_override_replaces_only_the_public_images(tmp_path):
     for name in set(base) - set(override):
         assert services[name].get("command") == base[name].get("command"), name
     assert "--appendonly" in services["redis"]["command"]
+
+
+def test_reaper_runs_the_procfile_command_with_the_app_settings():
+    services = compose_raw()["services"]
+    reaper = services["reaper"]
+    assert reaper["command"] == procfile()["reaper"] == ["damagelens", "reaper"]
+    assert reaper["healthcheck"]["test"] == ["CMD", "damagelens", "reaper-ping"]
+    assert reaper["image"] == services["gateway"]["image"], "the reaper needs no torch: it runs from the gateway image"
+    assert reaper["environment"] == {
+        k: v for k, v in services["gateway"]["environment"].items() if k not in ("DAMAGELENS_HOST", "DAMAGELENS_PORT")
+    }
+    assert "deploy" not in reaper or reaper["deploy"].get("replicas", 1) == 1
+    assert reaper["depends_on"]["redis"]["condition"] == "service_healthy"

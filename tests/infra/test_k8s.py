@@ -283,3 +283,17 @@ def test_notify_worker_and_auth_on(overlay):
     assert worker["command"] == procfile()["notify"]
     assert worker["livenessProbe"]["exec"]["command"] == ["damagelens", "worker-ping", "--queue", "notify"]
     assert next(iter(by_kind(docs, "ConfigMap").values()))["data"]["DAMAGELENS_AUTH"] == "on"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_reaper_is_one_replica_from_the_procfile_with_a_pdb_that_allows_drains(overlay):
+    docs = kustomize(overlay)
+    reaper = by_kind(docs, "Deployment")["reaper"]
+    assert reaper["spec"]["replicas"] == 1
+    c = container(reaper)
+    assert c["command"] == procfile()["reaper"]
+    assert c["livenessProbe"]["exec"]["command"] == ["damagelens", "reaper-ping"]
+    assert c["image"].split(":")[0].endswith("damagelens/gateway"), "the reaper runs from the gateway image"
+    pdb = by_kind(docs, "PodDisruptionBudget")["reaper"]
+    assert pdb["spec"]["selector"]["matchLabels"] == reaper["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdb["spec"], "minAvailable on one replica blocks drains"

@@ -49,6 +49,7 @@ class RedisProcess:
     """A private redis-server that tests can stop and start again on the same port."""
 
     port: int = field(default_factory=free_port)
+    appendonly: bool = False  # AOF on: a restart keeps every acknowledged write (the chaos suite's Redis restart)
     proc: subprocess.Popen | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="dl-redis-"))
 
@@ -67,7 +68,9 @@ class RedisProcess:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 self.workdir,
             ],

@@ -115,8 +115,8 @@ def test_transient_errors_retry_with_backoff_then_fail(env) -> None:
         runner.run_stage(task, payload, flaky)
     assert 0 < task.countdowns[0] <= 2.0
     assert _stage("flaky").status == Status.running  # progress never goes backwards
-    assert runner.run_stage(TaskDouble(retries=3, max_retries=3), payload, flaky) == {"failed": "transient_error"}
-    assert _stage("flaky").error.code == "transient_error"
+    assert runner.run_stage(TaskDouble(retries=3, max_retries=3), payload, flaky) == {"failed": "storage_unavailable"}
+    assert _stage("flaky").error.code == "storage_unavailable"
 
 
 def test_retries_are_not_mistaken_for_lost_deliveries(env) -> None:

@@ -21,6 +21,7 @@ from damagelens.webhooks.trigger import FinishNotifier
 from damagelens_gateway.dispatch import Dispatcher
 from damagelens_gateway.errors import install_error_handlers
 from damagelens_gateway.idempotency import Idempotency
+from damagelens_gateway.job_events import JobEvents
 from damagelens_gateway.metrics import MetricsMiddleware, build_registry
 from damagelens_gateway.quotas import Admission
 from damagelens_gateway.routes import compat, health, inspections, jobs, models
@@ -48,8 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         purge = asyncio.create_task(_purge_loop(app))
+        listener = app.state.job_events.start()
         yield
         purge.cancel()
+        await app.state.job_events.stop(listener)
 
     app = FastAPI(
         title="DamageLens",
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs.on_finished = FinishNotifier(app.state.jobs, app.state.inspections, app.state.dispatcher.notify)
     app.state.admission = Admission(app.state.jobs, app.state.dispatcher, settings.max_queue_depth)
     app.state.idempotency = Idempotency(app.state.jobs.client, settings.idempotency_ttl_seconds)
+    app.state.job_events = JobEvents(settings.redis_url)
     app.state.metrics_registry, app.state.http_requests, app.state.http_duration = build_registry(app.state.jobs, app.state.dispatcher)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(

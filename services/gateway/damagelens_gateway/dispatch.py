@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from celery import Celery
 
+from damagelens.jobs.reaper import UnackedMessage
 from damagelens.schemas import NotifyTask, StageTask
 from damagelens.settings import Settings
 from damagelens.tasks import NOTIFY_QUEUE, NOTIFY_TASK, QUEUES, TASK_NAMES
 
 # Fail fast when the broker is down so the client gets a 503 instead of a hung request.
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+
+
+def stage_payload(raw: bytes | str) -> dict | None:
+    """The StageTask payload inside a raw kombu message, or None for any other message."""
+    try:
+        message = json.loads(raw)[0]
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        if message.get("headers", {}).get("task", "") in TASK_NAMES.values() and args:
+            return StageTask.model_validate(args[0]).model_dump(mode="json")
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    return None
 
 
 class Dispatcher:
@@ -41,6 +60,28 @@ class Dispatcher:
         self.celery.send_task(
             NOTIFY_TASK, args=[task.model_dump(mode="json")], queue=NOTIFY_QUEUE, retry=True, retry_policy=PUBLISH_RETRY, ignore_result=True
         )
+
+    def unacked(self) -> list[UnackedMessage]:
+        """Messages delivered to some worker and not yet acknowledged (kombu's Redis `unacked` hash)."""
+        messages = []
+        with self.celery.connection_for_write() as conn:
+            channel = conn.default_channel
+            client = channel.client
+            pipe = client.pipeline(transaction=True)  # one snapshot: a delivery between two reads looked ancient
+            pipe.hgetall(channel.unacked_key)
+            pipe.zrange(channel.unacked_index_key, 0, -1, withscores=True)
+            raw_messages, index = pipe.execute()
+            delivered = {(t.decode() if isinstance(t, bytes) else t): score for t, score in index}
+            for tag, raw in raw_messages.items():
+                tag = tag.decode() if isinstance(tag, bytes) else tag
+                if tag in delivered:  # kombu writes both in one pipeline; a tag without a time is mid-write
+                    messages.append(UnackedMessage(tag=tag, delivered_at=float(delivered[tag]), payload=stage_payload(raw)))
+        return messages
+
+    def restore(self, tag: str) -> None:
+        """Put one unacknowledged message back at the head of its queue (kombu's own restore, atomic)."""
+        with self.celery.connection_for_write() as conn:
+            conn.default_channel.qos.restore_by_tag(tag, leftmost=False)
 
     def queue_lengths(self) -> dict[str, int]:
         with self.celery.connection_for_write() as conn:

@@ -27,6 +27,7 @@ class ClusterCollector:
         try:
             stats = self.jobs.stats()
             queues = self.dispatcher.queue_lengths()
+            running = self.jobs.running_counts()
         except Exception as exc:  # noqa: BLE001  (a scrape must not fail because Redis is down)
             log.warning("metrics: redis unavailable", extra={"error": str(exc)})
             up = GaugeMetricFamily("damagelens_redis_up", "Whether Redis answered the scrape.")
@@ -52,6 +53,27 @@ class ClusterCollector:
         for queue, length in queues.items():
             depth.add_metric([queue], length)
         yield depth
+        active = GaugeMetricFamily("damagelens_stages_running", "Stages a worker is running now, per queue.", labels=["queue"])
+        for stage, count in running.items():
+            active.add_metric([stage.value], count)
+        yield active
+        reaped = CounterMetricFamily(
+            "damagelens_stages_reaped", "Running stages re-enqueued by the reaper because their worker died.", labels=["stage"]
+        )
+        for stage, count in stats.stages_reaped.items():
+            reaped.add_metric([stage.value], count)
+        yield reaped
+        restored = CounterMetricFamily(
+            "damagelens_messages_restored", "Unacknowledged messages of dead workers put back on their queue by the reaper."
+        )
+        restored.add_metric([], stats.messages_restored)
+        yield restored
+        retries = CounterMetricFamily(
+            "damagelens_retries", "Retries after transient errors, by kind (storage, redis, webhook).", labels=["kind"]
+        )
+        for kind, count in sorted(stats.retries.items()):
+            retries.add_metric([kind], count)
+        yield retries
         latency = HistogramMetricFamily("damagelens_stage_seconds", "Stage run time inside the worker.", labels=["stage"])
         for stage, lat in stats.stage_latency.items():
             buckets = [(f"{bound / 1000:g}", count) for bound, count in sorted(lat.buckets_ms.items())]

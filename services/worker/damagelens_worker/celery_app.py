@@ -52,3 +52,6 @@ def _warm_up(**_: object) -> None:
 
 
 app = create_celery()
+
+# Signal handlers of the worker's own: heartbeat (main process) and failures Celery handles outside tasks.
+from damagelens_worker import failures, heartbeat  # noqa: E402, F401

@@ -30,6 +30,7 @@ from damagelens.settings import get_settings
 from damagelens.storage import ObjectStore, StorageError, create_store, job_key
 from damagelens.tasks import NOTIFY_QUEUE, NOTIFY_TASK
 from damagelens.webhooks.trigger import FinishNotifier
+from damagelens_worker.heartbeat import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,12 @@ def run_stage(task: Task, raw_payload: dict, work: Callable[[StageTask, Image.Im
     try:
         return _run(payload, work, task.request.retries)
     except TRANSIENT_ERRORS as exc:
+        kind = "storage" if isinstance(exc, StorageError) else "redis"
         if task.request.retries >= task.max_retries:
-            return _fail_quietly(payload, "transient_error", f"gave up after {task.request.retries} retries: {exc}")
+            code = "storage_unavailable" if kind == "storage" else "transient_error"
+            return _fail_quietly(payload, code, f"gave up after {task.request.retries} retries: {exc}")
         log.warning("transient error; retrying", extra={"stage": payload.stage.value, "error": str(exc)})
+        _hand_over_to_retry(payload, kind)
         raise task.retry(exc=exc, countdown=backoff_seconds(task.request.retries)) from exc
     finally:
         job_id_var.reset(token)
@@ -98,8 +102,10 @@ def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutpu
         # Every delivery counts an attempt; those our own retries explain are not lost ones. The rest
         # are deliveries whose worker died (OOM, segfault, SIGKILL) before finishing.
         return _fail(payload, state, "worker_lost", f"the stage was delivered {state.attempts} times and never finished")
-    state = state.model_copy(update={"status": Status.running, "attempts": state.attempts + 1, "started_at": utcnow(), "error": None})
-    if not jobs.set_stage(payload.job_id, payload.stage, state):
+    state = state.model_copy(
+        update={"status": Status.running, "attempts": state.attempts + 1, "started_at": utcnow(), "error": None, "worker": worker_id()}
+    )
+    if not jobs.set_stage(payload.job_id, payload.stage, state, task=payload.model_dump(mode="json")):
         return {"skipped": "finished_elsewhere"}  # canceled (or expired) between the read and this write
     log.info("stage started", extra={"stage": payload.stage.value, "attempt": state.attempts})
     try:
@@ -122,6 +128,20 @@ def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutpu
     jobs.set_stage(payload.job_id, payload.stage, done, output.result)
     log.info("stage succeeded", extra={"stage": payload.stage.value, "speed_ms": output.speed_ms})
     return {"status": "succeeded"}
+
+
+def _hand_over_to_retry(payload: StageTask, kind: str) -> None:
+    """Best effort: count the retry and drop this worker's hold on the stage, so the reaper leaves
+    the retry (which may wait in a queue or in another worker's memory) alone. If Redis is the
+    thing that is down, neither happens and the reaper re-enqueues the stage should the retry be lost."""
+    try:
+        jobs = job_store()
+        jobs.count_retry(kind)
+        state = jobs.get(payload.job_id).stages.get(payload.stage)
+        if state is not None and state.status == Status.running:
+            jobs.set_stage(payload.job_id, payload.stage, state.model_copy(update={"worker": None}))
+    except Exception:  # noqa: BLE001
+        log.debug("could not hand the stage over to its retry", extra={"stage": payload.stage.value})
 
 
 def _fail(payload: StageTask, state: StageState, code: str, message: str) -> dict:

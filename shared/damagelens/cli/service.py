@@ -84,7 +84,39 @@ def worker_ping(
     typer.echo(f"{name}: pong")
 
 
+def reaper() -> None:
+    """Re-enqueue running stages whose worker died (one active per deployment; extra replicas wait on a Redis lock)."""
+    import signal
+    import threading
+
+    from damagelens.jobs import JobStore
+    from damagelens.jobs.reaper import Reaper
+    from damagelens.logs import configure_logging
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    node = f"{socket.gethostname()}/{os.getpid()}"
+    Reaper(JobStore.from_settings(settings), Dispatcher(settings), settings, node=node, host=socket.gethostname()).run(stop)
+
+
+def reaper_ping() -> None:
+    """Exit 0 when this host's reaper has made a pass within a heartbeat TTL (container health check)."""
+    from damagelens.jobs.reaper import ALIVE_PREFIX
+    from damagelens.jobs.store import redis_client
+
+    if not redis_client(get_settings().redis_url).exists(ALIVE_PREFIX + socket.gethostname()):
+        typer.echo(f"no recent pass of the reaper on {socket.gethostname()}", err=True)
+        raise typer.Exit(1)
+    typer.echo("reaper: alive")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
+    app.command()(reaper)
+    app.command("reaper-ping")(reaper_ping)
     app.command("worker-ping")(worker_ping)

@@ -2,7 +2,9 @@
 
 Stage writes and cancellation are Lua scripts so a worker and a cancel can never clobber each
 other: a stage that has finished (succeeded, failed, canceled) is never overwritten, and
-nothing is written for a job that has expired.
+nothing is written for a job that has expired. The same scripts keep an index of running stages
+per queue (what the reaper scans, what the running-stages gauge counts) and publish each change
+on one pub/sub channel, so live-update streams wait instead of polling.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from damagelens.settings import Settings
 
 KEY_PREFIX = "damagelens:job:"
 STATS_KEY = "damagelens:stats"
+RUNNING_PREFIX = "damagelens:running:"
+EVENTS_CHANNEL = "damagelens:job-events"
 LATENCY_BUCKETS_MS: tuple[float, ...] = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 _SET_STAGE = """
@@ -31,6 +35,8 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'updated_at', ARGV[5])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[2], ARGV[7], ARGV[8]) else redis.call('HDEL', KEYS[2], ARGV[7]) end
+redis.call('PUBLISH', ARGV[9], ARGV[7])
 return 1
 """
 
@@ -47,6 +53,28 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     end
   end
 end
+redis.call('PUBLISH', ARGV[3], ARGV[2])
+return 1
+"""
+
+# Put a running stage whose worker is gone back to `queued`, only if it is still held by that worker
+# (a new delivery may have started it meanwhile). Its attempt stays counted.
+_REAP = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 or not raw then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  return -1
+end
+local state = cjson.decode(raw)
+if state['status'] ~= 'running' or state['worker'] ~= ARGV[3] then
+  return 0
+end
+state['status'] = 'queued'
+state['worker'] = cjson.null
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(state), 'updated_at', ARGV[4])
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+redis.call('PUBLISH', ARGV[6], ARGV[2])
 return 1
 """
 
@@ -68,6 +96,19 @@ class ClusterStats(BaseModel):
     jobs_finished: dict[Status, int] = Field(default_factory=dict)
     stages_finished: dict[Stage, dict[Status, int]] = Field(default_factory=dict)
     stage_latency: dict[Stage, StageLatency] = Field(default_factory=dict)
+    stages_reaped: dict[Stage, int] = Field(default_factory=dict, description="running stages re-enqueued because their worker died")
+    retries: dict[str, int] = Field(default_factory=dict, description="transient-error retries by kind (storage, redis, webhook, …)")
+    messages_restored: int = Field(0, description="unacknowledged messages of dead workers put back on their queue by the reaper")
+
+
+class RunningStage(BaseModel):
+    """An entry of the running-stages index: who holds the stage, and the task to resend if they die."""
+
+    job_id: str
+    stage: Stage
+    worker: str
+    task: dict
+    started_at: float | None = None  # unix time, the worker host's clock
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -83,6 +124,7 @@ class JobStore:
         self.stale_after = stale_after_seconds
         self._set_stage = client.register_script(_SET_STAGE)
         self._cancel = client.register_script(_CANCEL)
+        self._reap = client.register_script(_REAP)
 
     @classmethod
     def from_url(cls, url: str, ttl_seconds: int, stale_after_seconds: float | None = None) -> JobStore:
@@ -145,11 +187,20 @@ class JobStore:
         """What clients see: stages that lost their worker for good are reported failed."""
         return to_public(self.get(job_id), self.stale_after)
 
-    def set_stage(self, job_id: str, stage: Stage, state: StageState, result: dict | None = None) -> bool:
+    @staticmethod
+    def running_key(stage: Stage) -> str:
+        return RUNNING_PREFIX + stage.value
+
+    def set_stage(self, job_id: str, stage: Stage, state: StageState, result: dict | None = None, task: dict | None = None) -> bool:
         """Write one stage (and its result) atomically; False when the stage had already finished
-        (a cancel or an earlier delivery won) or the job is gone."""
+        (a cancel or an earlier delivery won) or the job is gone. A `running` state with a worker
+        and its `task` payload enters the running-stages index; any other state leaves it."""
+        held = ""
+        if state.status == Status.running and state.worker and task is not None:
+            started = state.started_at.timestamp() if state.started_at else None
+            held = json.dumps({"worker": state.worker, "task": task, "started_at": started})
         written = self._set_stage(
-            keys=[self.key(job_id)],
+            keys=[self.key(job_id), self.running_key(stage)],
             args=[
                 f"stage:{stage.value}",
                 state.model_dump_json(),
@@ -157,6 +208,9 @@ class JobStore:
                 json.dumps(result) if result is not None else "",
                 utcnow().isoformat(),
                 self.ttl,
+                job_id,
+                held,
+                EVENTS_CHANNEL,
             ],
         )
         if written == 1 and state.status in TERMINAL:
@@ -164,10 +218,42 @@ class JobStore:
         return written == 1
 
     def cancel(self, job_id: str) -> JobRecord:
-        if self._cancel(keys=[self.key(job_id)], args=[utcnow().isoformat()]) == -1:
+        if self._cancel(keys=[self.key(job_id)], args=[utcnow().isoformat(), job_id, EVENTS_CHANNEL]) == -1:
             raise JobNotFound(job_id)
         self._finalize_if_done(job_id)
         return self.get(job_id)
+
+    def running(self, stage: Stage) -> list[RunningStage]:
+        """The running-stages index of one queue (a worker id and the task payload per job)."""
+        entries = []
+        for job_id, raw in self.client.hgetall(self.running_key(stage)).items():
+            held = json.loads(raw)
+            entries.append(
+                RunningStage(job_id=job_id, stage=stage, worker=held["worker"], task=held["task"], started_at=held.get("started_at"))
+            )
+        return entries
+
+    def running_counts(self) -> dict[Stage, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for stage in Stage:
+            pipe.hlen(self.running_key(stage))
+        return dict(zip(Stage, (int(n) for n in pipe.execute()), strict=True))
+
+    def reap(self, job_id: str, stage: Stage, worker: str) -> bool:
+        """Put the stage back to `queued` if `worker` still holds it; True when this call did it."""
+        done = self._reap(
+            keys=[self.key(job_id), self.running_key(stage), STATS_KEY],
+            args=[f"stage:{stage.value}", job_id, worker, utcnow().isoformat(), f"reaped:{stage.value}", EVENTS_CHANNEL],
+        )
+        return done == 1
+
+    def count_restored(self) -> None:
+        """Count one broker message put back by the reaper (its worker died holding it)."""
+        self.client.hincrby(STATS_KEY, "messages_restored", 1)
+
+    def count_retry(self, kind: str) -> None:
+        """Count one transient-error retry (`storage`, `redis`, `webhook`, …); exported as a Prometheus counter."""
+        self.client.hincrby(STATS_KEY, f"retry:{kind}", 1)
 
     def _record_finish(self, job_id: str, stage: Stage, state: StageState) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -197,7 +283,10 @@ class JobStore:
             jobs_submitted=int(raw.get("jobs_submitted", 0)),
             jobs_finished={s: int(raw.get(f"jobs:{s.value}", 0)) for s in TERMINAL},
         )
+        stats.messages_restored = int(raw.get("messages_restored", 0))
+        stats.retries = {k.partition(":")[2]: int(v) for k, v in raw.items() if k.startswith("retry:")}
         for stage in Stage:
+            stats.stages_reaped[stage] = int(raw.get(f"reaped:{stage.value}", 0))
             stats.stages_finished[stage] = {s: int(raw.get(f"stage:{stage.value}:{s.value}", 0)) for s in TERMINAL}
             stats.stage_latency[stage] = StageLatency(
                 sum_seconds=raw.get(f"latency_sum:{stage.value}", 0.0),

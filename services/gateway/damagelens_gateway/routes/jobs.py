@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from contextlib import suppress
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -20,11 +21,12 @@ from damagelens_gateway.auth import Caller, CallerDep
 from damagelens_gateway.deps import JobsDep, Services, ServicesDep, SettingsDep, StoreDep
 from damagelens_gateway.errors import ApiError
 from damagelens_gateway.idempotency import fingerprint
+from damagelens_gateway.job_events import JobEvents
 from damagelens_gateway.openapi import SUBMIT_RESPONSES, read_responses
 from damagelens_gateway.submission import Webhook, check_cam_method, parse_tasks, parse_webhook, submit_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-SSE_POLL_SECONDS = 0.4
+SSE_POLL_SECONDS = 0.4  # only while the pub/sub subscription is down
 SSE_HEARTBEAT_SECONDS = 15.0
 
 
@@ -118,31 +120,39 @@ def cancel_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobPublic:
 
 
 @router.get("/{job_id}/events", operation_id="jobs-events", responses=read_responses("job"))
-async def job_events(job_id: str, request: Request, jobs: JobsDep, caller: CallerDep) -> StreamingResponse:
+async def job_events(job_id: str, request: Request, jobs: JobsDep, caller: CallerDep, settings: SettingsDep) -> StreamingResponse:
     await run_in_threadpool(owned, jobs, job_id, caller)
     first = await run_in_threadpool(jobs.public, job_id)  # 404 before the stream starts
+    events: JobEvents = request.app.state.job_events
 
     async def stream():
         last = None
         current = first
         idle = 0.0
-        while True:
-            body = current.model_dump_json()
-            if body != last:
-                yield f"event: job\nid: {current.updated_at.isoformat()}\ndata: {body}\n\n"
-                last, idle = body, 0.0
-            elif idle >= SSE_HEARTBEAT_SECONDS:
-                yield ": keep-alive\n\n"
-                idle = 0.0
-            if current.status in TERMINAL or await request.is_disconnected():
-                return
-            await asyncio.sleep(SSE_POLL_SECONDS)
-            idle += SSE_POLL_SECONDS
-            try:
-                current = await run_in_threadpool(jobs.public, job_id)
-            except Exception as exc:  # noqa: BLE001  (tell the client, then end the stream)
-                yield f"event: error\ndata: {json.dumps({'code': 'stream_error', 'message': str(exc)})}\n\n"
-                return
+        with events.watch(job_id) as changed:
+            while True:
+                body = current.model_dump_json()
+                if body != last:
+                    yield f"event: job\nid: {current.updated_at.isoformat()}\ndata: {body}\n\n"
+                    last, idle = body, 0.0
+                elif idle >= SSE_HEARTBEAT_SECONDS:
+                    yield ": keep-alive\n\n"
+                    idle = 0.0
+                if current.status in TERMINAL or await request.is_disconnected():
+                    return
+                # Wait for the job's pub/sub message; re-read anyway after the fallback period (or
+                # poll quickly while the subscription is down), so no change is ever missed.
+                wait = settings.sse_fallback_poll_seconds if events.connected.is_set() else SSE_POLL_SECONDS
+                started = asyncio.get_running_loop().time()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(wait, SSE_HEARTBEAT_SECONDS))
+                changed.clear()
+                idle += asyncio.get_running_loop().time() - started
+                try:
+                    current = await run_in_threadpool(jobs.public, job_id)
+                except Exception as exc:  # noqa: BLE001  (tell the client, then end the stream)
+                    yield f"event: error\ndata: {json.dumps({'code': 'stream_error', 'message': str(exc)})}\n\n"
+                    return
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -1,0 +1,169 @@
+"""The reaper: re-enqueues running stages whose worker died, seconds after the death instead of
+after the broker's visibility timeout.
+
+One per deployment does the work: a Redis lock (SET NX with expiry, renewed while held) elects
+it, so a second replica only waits. Each tick reads the running-stages index and the live
+heartbeats. A stage is orphaned when its worker's heartbeat has expired, or when its worker is
+alive but has not held the stage for a whole heartbeat TTL (its task was dropped, e.g. a retry
+that could not be published while Redis restarted). The stage goes back to `queued` (its attempt
+stays counted, so the attempt limit still stops a photo that kills every worker) only if the dead
+worker still holds it, and the same task is sent again.
+
+Messages a dead worker had taken from the broker but not acknowledged (the task it was running,
+retries waiting on their countdown) would otherwise come back only after the broker's visibility
+timeout: an unacknowledged stage message that no live worker lists, though all have beaten since, is put back
+at the head of its queue, headers intact (kombu's own restore). A stage restored that way is not
+sent a second time. Any later redelivery by the broker finds the stage finished and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Protocol
+
+import redis
+from pydantic import BaseModel
+
+from damagelens.jobs.liveness import WorkerBeat, live_workers, stage_ref
+from damagelens.jobs.store import JobStore, RunningStage
+from damagelens.schemas import Stage, StageTask
+from damagelens.settings import Settings
+
+log = logging.getLogger(__name__)
+LOCK_KEY = "damagelens:reaper:lock"
+ALIVE_PREFIX = "damagelens:reaper:alive:"
+
+
+class UnackedMessage(BaseModel):
+    tag: str
+    delivered_at: float  # unix time
+    payload: dict | None  # a StageTask payload, None for messages of other tasks
+
+
+class Broker(Protocol):
+    def enqueue(self, task: StageTask) -> None: ...
+
+    def unacked(self) -> list[UnackedMessage]: ...
+
+    def restore(self, tag: str) -> None: ...
+
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Reaper:
+    def __init__(self, jobs: JobStore, broker: Broker, settings: Settings, node: str | None = None, host: str = "local"):
+        self.jobs, self.broker = jobs, broker
+        self.interval = settings.reaper_interval_seconds
+        self.ttl = settings.heartbeat_ttl_seconds
+        self.lock_ms = int(max(3 * self.interval, self.ttl) * 1000)
+        # A worker records a message it takes within moments; a heartbeat taken this long after the
+        # delivery (or the stage's start) that does not list it means that worker does not hold it.
+        # Comparing with the beat's own time, not the reaper's clock, keeps a worker starved of CPU
+        # (its beats late) from looking as if it had dropped its work.
+        self.margin = settings.heartbeat_interval_seconds
+        self.node = node or uuid.uuid4().hex
+        self.alive_key = ALIVE_PREFIX + host
+        self._renew = jobs.client.register_script(_RENEW)
+        self._unheld_since: dict[tuple[str, Stage], float] = {}
+        self._quiet_until = 0.0
+
+    def is_leader(self) -> bool:
+        client = self.jobs.client
+        if self._renew(keys=[LOCK_KEY], args=[self.node, self.lock_ms]) == 1:
+            return True
+        return bool(client.set(LOCK_KEY, self.node, nx=True, px=self.lock_ms))
+
+    def release(self) -> None:
+        try:
+            if self.jobs.client.get(LOCK_KEY) == self.node:
+                self.jobs.client.delete(LOCK_KEY)
+        except redis.RedisError:
+            pass
+
+    def orphans(self, now: float, beats: dict[str, WorkerBeat]) -> list[RunningStage]:
+        held = {ref for beat in beats.values() for ref in beat.holding}
+        found, seen = [], set()
+        for stage in Stage:
+            for entry in self.jobs.running(stage):
+                key = (entry.job_id, stage)
+                seen.add(key)
+                beat = beats.get(entry.worker)
+                if beat is None:
+                    found.append(entry)
+                elif stage_ref(entry.job_id, stage.value) in held or not self._beat_after(beat, entry.started_at):
+                    self._unheld_since.pop(key, None)
+                elif now - self._unheld_since.setdefault(key, now) >= self.ttl:
+                    found.append(entry)
+        self._unheld_since = {k: v for k, v in self._unheld_since.items() if k in seen}
+        return found
+
+    def _beat_after(self, beat: WorkerBeat, moment: float | None) -> bool:
+        return moment is not None and beat.at.timestamp() > moment + self.margin
+
+    def stranded(self, beats: dict[str, WorkerBeat]) -> list[UnackedMessage]:
+        """Unacknowledged stage messages that no live worker holds, though every live worker has
+        beaten since they were delivered."""
+        held = {ref for beat in beats.values() for ref in beat.holding}
+        found = []
+        for message in self.broker.unacked():
+            if message.payload is None or stage_ref(message.payload["job_id"], message.payload["stage"]) in held:
+                continue
+            if all(self._beat_after(beat, message.delivered_at) for beat in beats.values()):
+                found.append(message)
+        return found
+
+    def tick(self) -> list[RunningStage]:
+        """One pass (when leader): returns the running stages re-enqueued."""
+        now = time.monotonic()
+        self.jobs.client.set(self.alive_key, self.node, ex=self.ttl)  # for `damagelens reaper-ping`
+        if now < self._quiet_until or not self.is_leader():
+            return []
+        beats = live_workers(self.jobs.client)
+        orphans = self.orphans(now, beats)
+        stranded = {stage_ref(m.payload["job_id"], m.payload["stage"]): m for m in self.stranded(beats)}
+        reaped = []
+        for entry in orphans:
+            message = stranded.pop(stage_ref(entry.job_id, entry.stage.value), None)
+            if message is None:
+                # Send first, then mark: a crash in between only causes a duplicate delivery (a
+                # no-op), never a stage marked queued with no task behind it.
+                self.broker.enqueue(StageTask.model_validate(entry.task))
+            if self.jobs.reap(entry.job_id, entry.stage, entry.worker):
+                reaped.append(entry)
+                self._unheld_since.pop((entry.job_id, entry.stage), None)
+                log.warning(
+                    "re-enqueued a stage whose worker is gone",
+                    extra={"job_id": entry.job_id, "stage": entry.stage.value, "worker": entry.worker},
+                )
+            if message is not None:
+                # Mark first, then put the message back (a crash in between leaves it stranded for
+                # the next pass), so no new delivery can start before the stage is marked.
+                self._restore(message)
+        for message in stranded.values():
+            self._restore(message)
+        return reaped
+
+    def _restore(self, message: UnackedMessage) -> None:
+        self.broker.restore(message.tag)
+        self.jobs.count_restored()
+        log.warning("restored a message its dead worker had taken", extra={"job_id": message.payload["job_id"], "tag": message.tag})
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("reaper started", extra={"node": self.node, "interval": self.interval})
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001  (Redis or broker away: wait, then trust no stale view)
+                log.warning("reaper pass failed", extra={"error": str(exc)})
+                # Heartbeats may have expired during the outage; give workers a full TTL to beat again.
+                self._quiet_until = time.monotonic() + self.ttl
+                self._unheld_since.clear()
+            stop.wait(self.interval)
+        self.release()

@@ -399,6 +399,8 @@ def classification_metrics(y_true, y_pred, labels: tuple[str, ...]) -> dict:
         "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0)), 4),
         "view_accuracy": round(float((y_true // 3 == y_pred // 3).mean()) if len(y_true) else 0.0, 4),
         "condition_accuracy": round(float((y_true % 3 == y_pred % 3).mean()) if len(y_true) else 0.0, 4),
+        # damaged photos (breakage/crushed) called "Normal": the costly miss for triage
+        "damaged_called_normal": round(float((y_pred[y_true % 3 != 2] % 3 == 2).mean()) if (y_true % 3 != 2).any() else 0.0, 4),
         "confusion": cm.tolist(),
         "labels": list(labels),
     }

@@ -100,7 +100,19 @@ CPU latency at batch 1 (median, `scripts/bench_models.py`): {f"{latency_ms:.1f} 
 
 def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
     """The compact, per-photo-free view of a CV run that the CLI prints and docs/models/runs keeps."""
-    keys = ("n", "accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "fold_accuracy_std", "per_class_recall", "confusion")
+    keys = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "view_accuracy",
+        "condition_accuracy",
+        "damaged_called_normal",
+        "served_view_accuracy",
+        "tta_accuracy",
+        "fold_accuracy_std",
+        "per_class_recall",
+        "confusion",
+    )
     out: dict = {k: cv[k] for k in keys if k in cv}
     out["folds"] = cv.get("folds", [])
     if groups is not None:
@@ -111,7 +123,17 @@ def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
     if check is not None:
         out["cross_check"] = {
             k: check[k]
-            for k in ("n", "train_n", "accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "per_class_recall", "confusion")
+            for k in (
+                "n",
+                "train_n",
+                "accuracy",
+                "macro_f1",
+                "view_accuracy",
+                "condition_accuracy",
+                "damaged_called_normal",
+                "per_class_recall",
+                "confusion",
+            )
         }
         if calibration is not None and "logits" in check:
             import numpy as np

@@ -225,7 +225,7 @@ def train_classify(
                     "options": preset.options,
                     "cam_target_layer": preset.cam_target_layer,
                     "metrics": metrics,
-                    "description": preset.description
+                    "description": (preset.description if getattr(cfg, "lr_backbone", 1) > 0 else f"{preset.description} (here: head only)")
                     + (f"; {'grouped ' if group else ''}{folds}-fold CV accuracy {summary['accuracy']:.3f}" if folds else ""),
                 },
             )

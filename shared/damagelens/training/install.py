@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def _major(version: str | None) -> str:
 def keep_previous(models: list[dict], entry: dict) -> dict:
     """A new major version takes over the name and aliases; the previous weights stay loadable as
     `<name>-v<major>` (no aliases), placed right after the current entry."""
-    old = {k: v for k, v in entry.items() if k != "aliases"}
+    old = copy.deepcopy({k: v for k, v in entry.items() if k != "aliases"})  # no shared lists: YAML would write anchors
     old["name"] = f"{entry['name']}-v{_major(entry.get('version'))}"
     aliases = [a for a in entry.get("aliases", []) if a != old["name"]]
     entry["aliases"] = aliases

@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
         input_size=260,
         options={"variant": 2, "split": 6, "mb_split": 17, "hidden": 512, "structured": True},
         cam_target_layer="lite.bn2",
-        config=TrainConfig(epochs=8, lr_backbone=3e-4, n_aug=2, tta=False),
+        config=TrainConfig(epochs=8, lr_backbone=3e-4, n_aug=0, tta=False),
         description="EfficientNet-Lite2 + MobileNetV2 fusion (ImageNet); last stages + fusion head fine-tuned",
     ),
     # Comparison only (never installed): the seed's ResNet-18 recipe — 128 px, ImageNet normalisation, the

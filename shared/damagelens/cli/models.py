@@ -93,6 +93,9 @@ def train_classify(
     recipe: Annotated[str | None, typer.Option(help="finetune | cached (default: the preset's)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a training setting, key=value (repeatable)")] = None,
     input_size: Annotated[int | None, typer.Option(help="override the preset's input size")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="override an architecture option, key=value (repeatable), e.g. structured=false")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (the finetune recipe uses a GPU when one is present)")] = "auto",
     out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/classify"),
     seed: Annotated[int, typer.Option()] = 0,
@@ -104,6 +107,7 @@ def train_classify(
     from dataclasses import replace
 
     import numpy as np
+    import yaml
 
     from damagelens.training import classify as cached_recipe
     from damagelens.training import finetune as finetune_recipe
@@ -124,7 +128,13 @@ def train_classify(
             raise typer.BadParameter("--recipe: finetune | cached")
         config = finetune_recipe.FinetuneConfig() if recipe == "finetune" else cached_recipe.TrainConfig()
     config = _apply_overrides(replace(config, seed=seed, **({"epochs": epochs} if epochs else {})), set_ or [])
-    preset = replace(preset, config=config, **({"input_size": input_size} if input_size else {}))
+    options = dict(preset.options)
+    for pair in option or []:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
+        options[key] = yaml.safe_load(raw)
+    preset = replace(preset, config=config, options=options, **({"input_size": input_size} if input_size else {}))
     cfg = preset.config
     entry = preset_entry(name, preset)
     base = Path(_settings().data_dir)

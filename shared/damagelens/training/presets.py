@@ -43,7 +43,9 @@ PRESETS: dict[str, Preset] = {
         input_size=260,
         options={"variant": 2, "split": 6, "mb_split": 17, "hidden": 512, "structured": True},
         cam_target_layer="lite.bn2",
-        config=TrainConfig(epochs=8, lr_backbone=3e-4, n_aug=0, tta=False),
+        # v2: only the eval view and its mirror are cached (the two-backbone stem is ~3× Lite0's cost and the
+        # 2 CPU cores were shared), 6 epochs; see docs/models/experiments.md
+        config=TrainConfig(epochs=6, lr_backbone=3e-4, n_aug=0, tta=False),
         description="EfficientNet-Lite2 + MobileNetV2 fusion (ImageNet); last stages + fusion head fine-tuned",
     ),
     # Comparison only (never installed): the seed's ResNet-18 recipe — 128 px, ImageNet normalisation, the

@@ -66,6 +66,7 @@ class ClassifyResult(BaseModel):
     probabilities: dict[str, float]
     model: str
     model_version: str
+    review: bool = Field(False, description="confidence below the model's review threshold: a person should check this photo")
 
 
 class ExplainResult(BaseModel):
@@ -260,6 +261,8 @@ class ModelPublic(BaseModel):
     input_size: int
     labels: list[str]
     description: str
+    temperature: float = Field(1.0, description="softmax temperature applied to the logits (fit on out-of-fold predictions)")
+    review_threshold: float | None = Field(None, description="calibrated confidence below which a result is flagged for review")
 
 
 class Limits(BaseModel):

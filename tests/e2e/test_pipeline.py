@@ -51,6 +51,10 @@ def _check_complete(stack: Stack, job: dict, width: int | None = None, height: i
     assert set(cls["probabilities"]) == set(SEED_LABELS)
     assert abs(sum(cls["probabilities"].values()) - 1.0) < 1e-3
     assert cls["label"] == max(cls["probabilities"], key=cls["probabilities"].get)
+    with stack.client() as client:
+        served = {m["name"]: m for m in client.get("/v1/models").json()["models"]}[cls["model"]]
+    threshold = served["review_threshold"]
+    assert cls["review"] is (threshold is not None and cls["confidence"] < threshold)  # the review flag follows the registry
 
     exp = job["results"]["explanation"]
     assert exp["method"] == "gradcam" and exp["target_label"] in SEED_LABELS

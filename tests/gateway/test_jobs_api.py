@@ -114,6 +114,19 @@ def test_models_endpoint_lists_the_registry(client: TestClient) -> None:
     assert all(isinstance(m["trained"], bool) for m in body["models"])
 
 
+def test_models_endpoint_exposes_calibration_and_review_threshold(client: TestClient) -> None:
+    from damagelens.registry import load_registry
+    from damagelens.settings import get_settings
+
+    registry = load_registry(get_settings().registry_path)
+    body = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    for name in ("fast", "accurate"):
+        entry = registry.get(name)
+        assert body[name]["temperature"] == entry.temperature > 0
+        assert body[name]["review_threshold"] == entry.review_threshold
+        assert entry.review_threshold is not None and 0 < entry.review_threshold < 1
+
+
 def test_health_ready_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -29,6 +29,18 @@ def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
         assert entry.cam_target_layer
 
 
+@pytest.mark.parametrize("name", ["fast", "accurate"])
+def test_shipped_registry_serves_v2_and_keeps_v1_by_name(name: str) -> None:
+    registry = load_registry(Settings().registry_path)
+    current, previous = registry.get(name), registry.get(f"{name}-v1")
+    assert current.version.startswith("2.") and previous.version.startswith("1.")
+    assert previous.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
+    assert current.review_threshold is not None and 0 < current.review_threshold < 1 and current.temperature > 0
+    assert previous.review_threshold is None and previous.temperature == 1.0  # v1 was never calibrated
+    v2_file, v1_file = resolve_weights(current), resolve_weights(previous)  # both present and sha256-verified
+    assert v2_file != v1_file and v2_file.stat().st_size <= 25 * 1024 * 1024
+
+
 def test_unknown_model_lists_valid_names() -> None:
     registry = Registry([_entry("a", aliases=("alpha",))])
     with pytest.raises(UnknownModelError) as err:

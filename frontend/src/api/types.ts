@@ -49,6 +49,8 @@ export interface Classification {
   probabilities: Record<string, number>;
   model: string;
   model_version: string;
+  /** Confidence below the model's review threshold: a person should check this photo. */
+  review?: boolean;
 }
 
 export interface Explanation {

@@ -31,5 +31,14 @@ describe('ProbabilityChart', () => {
     expect(screen.getByTestId('prediction-label')).toHaveTextContent('Front Breakage');
     expect(screen.getAllByText('81.0%').length).toBeGreaterThan(0);
     expect(screen.getByText(/inference 40 ms/)).toBeInTheDocument();
+    expect(screen.queryByTestId('needs-review')).not.toBeInTheDocument();
+  });
+
+  it('shows "Needs review" only when the result is flagged for review', () => {
+    const base = { label: 'Rear Crushed', confidence: 0.42, probabilities: probs, model: 'fast', model_version: '2.0.0' };
+    const { rerender } = render(<PredictionView result={{ ...base, review: true }} />);
+    expect(screen.getByTestId('needs-review')).toHaveTextContent('Needs review');
+    rerender(<PredictionView result={{ ...base, confidence: 0.97, review: false }} />);
+    expect(screen.queryByTestId('needs-review')).not.toBeInTheDocument();
   });
 });

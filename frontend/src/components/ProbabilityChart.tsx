@@ -34,6 +34,15 @@ export function PredictionView({ result, inferenceMs }: { result: Classification
           <div className="prediction-label" data-testid="prediction-label">
             {result.label}
           </div>
+          {result.review ? (
+            <span
+              className="badge badge-review"
+              data-testid="needs-review"
+              title="The model's confidence is below its review threshold: a person should check this photo."
+            >
+              Needs review
+            </span>
+          ) : null}
         </div>
         <div className="prediction-conf">
           <div className="eyebrow">Confidence</div>

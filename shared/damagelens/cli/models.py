@@ -72,28 +72,51 @@ def _apply_overrides(config, pairs: list[str]):
 def train_classify(
     name: Annotated[str, typer.Argument(help="fast | accurate")],
     data: Annotated[
-        Path | None, typer.Option(help="ImageFolder root (F_Breakage … R_Normal); default <data_dir>/car-damage-6class")
+        list[Path] | None,
+        typer.Option(
+            help="ImageFolder root (F_Breakage … R_Normal), repeatable; default <data_dir>/car-damage-6class and car-damage-6class-more"
+        ),
     ] = None,
     folds: Annotated[int, typer.Option(help="stratified CV folds; 0 skips CV")] = 5,
+    group: Annotated[bool, typer.Option(help="near-copy grouped folds (perceptual-hash clusters never split)")] = True,
+    group_distance: Annotated[int, typer.Option(help="pHash bits within which two photos (or a photo and a mirror) are near-copies")] = 8,
+    cross_check: Annotated[
+        bool, typer.Option(help="with 2+ --data folders: also train on all but the first folder and test on the first")
+    ] = True,
+    review_target: Annotated[float, typer.Option(help="accuracy the auto-accepted (not reviewed) predictions must reach")] = 0.95,
+    version: Annotated[str, typer.Option(help="version of the weights written (file <name>-v<major>.safetensors)")] = "2.0.0",
+    report: Annotated[Path | None, typer.Option(help="also write the compact CV summary JSON to this file")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="stem-activation cache folder, shareable between runs of one model; default <out>/<name>/cache")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs")] = None,
     recipe: Annotated[str | None, typer.Option(help="finetune | cached (default: the preset's)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a training setting, key=value (repeatable)")] = None,
     input_size: Annotated[int | None, typer.Option(help="override the preset's input size")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="override an architecture option, key=value (repeatable), e.g. structured=false")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (the finetune recipe uses a GPU when one is present)")] = "auto",
     out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/classify"),
     seed: Annotated[int, typer.Option()] = 0,
     final: Annotated[bool, typer.Option(help="fit on all photos after CV and write FP16 safetensors")] = True,
     install: Annotated[bool, typer.Option(help="copy the weights into the registry and update its entry")] = False,
 ) -> None:
-    """5-fold stratified CV, then a final fit on all photos; prints the CV metrics JSON last."""
+    """Grouped 5-fold CV (+ the cross-folder check), temperature calibration and the review threshold
+    on out-of-fold logits, then a final fit on all photos; prints the summary JSON last."""
     from dataclasses import replace
+
+    import numpy as np
+    import yaml
 
     from damagelens.training import classify as cached_recipe
     from damagelens.training import finetune as finetune_recipe
-    from damagelens.training.data import scan_image_folder
+    from damagelens.training.calibration import calibration_report, reliability_png
+    from damagelens.training.data import scan_image_folders
     from damagelens.training.export import save_fp16_safetensors
+    from damagelens.training.grouping import group_summary, grouped_kfold, hash_records, near_copy_groups
     from damagelens.training.presets import PRESETS, preset_entry
-    from damagelens.training.report import confusion_png
+    from damagelens.training.report import confusion_png, cv_summary
 
     if name not in PRESETS:
         raise typer.BadParameter(f"choose one of {sorted(PRESETS)}")
@@ -105,57 +128,115 @@ def train_classify(
             raise typer.BadParameter("--recipe: finetune | cached")
         config = finetune_recipe.FinetuneConfig() if recipe == "finetune" else cached_recipe.TrainConfig()
     config = _apply_overrides(replace(config, seed=seed, **({"epochs": epochs} if epochs else {})), set_ or [])
-    preset = replace(preset, config=config, **({"input_size": input_size} if input_size else {}))
+    options = dict(preset.options)
+    for pair in option or []:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
+        options[key] = yaml.safe_load(raw)
+    preset = replace(preset, config=config, options=options, **({"input_size": input_size} if input_size else {}))
     cfg = preset.config
     entry = preset_entry(name, preset)
-    root = data or Path(_settings().data_dir) / "car-damage-6class"
-    records, report = scan_image_folder(root)
+    base = Path(_settings().data_dir)
+    roots = list(data or [base / "car-damage-6class", base / "car-damage-6class-more"])
+    records, scan_reports = scan_image_folders(roots)
     run = Path(out) / name
     run.mkdir(parents=True, exist_ok=True)
-    (run / "scan.json").write_text(json.dumps(report.as_dict(), indent=2))
-    summary: dict = {"model": name, "recipe": preset.recipe, "input_size": preset.input_size, "n": len(records)}
+    cache_dir = Path(cache) if cache else run / "cache"
+    (run / "scan.json").write_text(json.dumps(scan_reports, indent=2))
+    major = version.split(".")[0]
+    summary: dict = {
+        "model": name,
+        "version": version,
+        "recipe": preset.recipe,
+        "input_size": preset.input_size,
+        "n": len(records),
+        "data": [str(r) for r in roots],
+    }
+    calibration = None
     if folds:
         t0 = time.perf_counter()
+        labels = np.array([r.label for r in records])
+        splits, groups_info = None, None
+        if group:
+            hashes = hash_records(records, cache_dir / "phash.json")
+            groups = near_copy_groups(hashes, group_distance)
+            groups_info = {**group_summary(groups, labels), "max_distance": group_distance}
+            splits = grouped_kfold(labels, groups, folds, seed)
+        check_idx = None
+        if cross_check and len(roots) > 1:
+            first = Path(roots[0]).resolve()
+            check_idx = np.array([i for i, r in enumerate(records) if first in r.path.resolve().parents])
         if preset.recipe == "finetune":
-            cv = finetune_recipe.cross_validate(entry, records, cfg, folds=folds, out_dir=run / "cv", fold_seed=seed, device=device)
+            cv = finetune_recipe.cross_validate(
+                entry, records, cfg, folds=folds, out_dir=run / "cv", fold_seed=seed, device=device, splits=splits
+            )
         else:
-            cv = cached_recipe.cross_validate(entry, records, cfg, folds=folds, cache_dir=run / "cache", out_dir=run / "cv", fold_seed=seed)
+            cv = cached_recipe.cross_validate(
+                entry,
+                records,
+                cfg,
+                folds=folds,
+                cache_dir=cache_dir,
+                out_dir=run / "cv",
+                fold_seed=seed,
+                splits=splits,
+                check_idx=check_idx,
+            )
         cv["files"] = [str(r.path.name) for r in records]
+        if "oof_logits" in cv:
+            calibration = calibration_report(np.asarray(cv["oof_logits"]), labels, target=review_target)
+            cv["calibration"] = calibration
+            reliability_png(calibration, run / "reliability.png", f"{name} v{major}: out-of-fold, served view")
         (run / "cv.json").write_text(json.dumps(cv, indent=2))
-        confusion_png(cv["confusion"], list(entry.labels), run / "confusion.png", f"{name}: {folds}-fold CV, acc {cv['accuracy']:.3f}")
-        summary.update(
-            {k: cv[k] for k in ("accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "fold_accuracy_std", "confusion")}
+        grouped = "grouped " if group else ""
+        confusion_png(
+            cv["confusion"],
+            list(entry.labels),
+            run / "confusion.png",
+            f"{name} v{major}: {grouped}{folds}-fold CV, acc {cv['accuracy']:.3f}",
         )
+        summary.update(cv_summary(cv, calibration, groups_info))
         summary["cv_seconds"] = round(time.perf_counter() - t0, 1)
+        if report is not None:
+            Path(report).parent.mkdir(parents=True, exist_ok=True)
+            Path(report).write_text(json.dumps(summary, indent=2) + "\n")
     if final:
         t0 = time.perf_counter()
         if preset.recipe == "finetune":
             model, res = finetune_recipe.final_fit(entry, records, cfg, out_dir=run / "final", device=device)
             summary["final_fit"] = res.history[-1]
         else:
-            model, _res = cached_recipe.final_fit(entry, records, cfg, cache_dir=run / "cache", out_dir=run / "final")
-        weights = save_fp16_safetensors(model, run / f"{name}-v1.safetensors", {"name": name, "epochs": str(cfg.epochs)})
+            model, _res = cached_recipe.final_fit(entry, records, cfg, cache_dir=cache_dir, out_dir=run / "final")
+        weights = save_fp16_safetensors(model, run / f"{name}-v{major}.safetensors", {"name": name, "epochs": str(cfg.epochs)})
         summary["final_seconds"] = round(time.perf_counter() - t0, 1)
         summary["weights"] = str(weights)
         if install:
             from damagelens.training.install import install_weights
 
-            metrics = {}
+            metrics, calibrated = {}, {}
             if folds:
                 metrics = {"cv_accuracy": summary["accuracy"], "cv_macro_f1": summary["macro_f1"], "cv_folds": float(folds)}
+                if "cross_check" in summary:
+                    metrics["cross_check_accuracy"] = summary["cross_check"]["accuracy"]
+            if calibration is not None:
+                calibrated = {"temperature": calibration["temperature"], "review_threshold": calibration["review"]["threshold"]}
+                metrics.update({"ece": calibration["ece_after"], "auto_share": calibration["review"]["auto_share"]})
             install_weights(
                 Path(_settings().registry_path),
                 name,
                 weights,
                 {
                     "architecture": preset.architecture,
-                    "version": "1.0.0",
+                    "version": version,
+                    **calibrated,
                     "trained": True,
                     "input_size": preset.input_size,
                     "options": preset.options,
                     "cam_target_layer": preset.cam_target_layer,
                     "metrics": metrics,
-                    "description": preset.description + (f"; {folds}-fold CV accuracy {summary['accuracy']:.3f}" if folds else ""),
+                    "description": (preset.description if getattr(cfg, "lr_backbone", 1) > 0 else f"{preset.description} (here: head only)")
+                    + (f"; {'grouped ' if group else ''}{folds}-fold CV accuracy {summary['accuracy']:.3f}" if folds else ""),
                 },
             )
     _echo_json(summary)

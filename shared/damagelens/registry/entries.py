@@ -45,6 +45,8 @@ class ModelEntry(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict, description="architecture keyword arguments")
+    temperature: float = Field(1.0, gt=0, description="probabilities = softmax(logits / temperature); fit on out-of-fold logits")
+    review_threshold: float | None = Field(None, ge=0, le=1, description="calibrated confidence below which a result needs review")
     base_dir: Path | None = Field(None, exclude=True, description="where relative weight paths start")
 
     @model_validator(mode="after")
@@ -67,6 +69,8 @@ class ModelEntry(BaseModel):
             input_size=self.input_size,
             labels=list(self.labels),
             description=self.description,
+            temperature=self.temperature,
+            review_threshold=self.review_threshold,
         )
 
 

@@ -18,7 +18,13 @@ def eval_view(image: Image.Image, size: int, mean, std, flip: bool = False) -> t
 
 
 def train_transform(size: int, strength: str = "medium") -> T.Compose:
-    """Photo-level augmentation: crops keep most of the car (view and damage must stay visible)."""
+    """Photo-level augmentation: crops keep most of the car (view and damage must stay visible).
+
+    `seed`: the seed's own pipeline (resize, flip, ±15° rotation, colour jitter 0.2), for the baseline."""
+    if strength == "seed":
+        return T.Compose(
+            [T.Resize((size, size), antialias=True), T.RandomHorizontalFlip(), T.RandomRotation(15), T.ColorJitter(0.2, 0.2, 0.2)]
+        )
     scale = {"light": (0.7, 1.0), "medium": (0.5, 1.0), "strong": (0.35, 1.0)}[strength]
     return T.Compose(
         [

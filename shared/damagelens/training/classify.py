@@ -62,10 +62,13 @@ class FitResult:
 
 # ---------------------------------------------------------------- stem cache
 
+HEAD_ONLY_OPTIONS = frozenset({"structured", "hidden", "dropout"})  # do not change stem activations: caches are shared
+
 
 def _cache_key(entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig) -> str:
     h = hashlib.sha256()
-    key = [entry.architecture, entry.options, entry.input_size, entry.mean, entry.std, cfg.n_aug, cfg.aug_strength, cfg.seed]
+    stem_options = {k: v for k, v in entry.options.items() if k not in HEAD_ONLY_OPTIONS}
+    key = [entry.architecture, stem_options, entry.input_size, entry.mean, entry.std, cfg.n_aug, cfg.aug_strength, cfg.seed]
     if cfg.box_views:
         key.append(cfg.box_views)
     h.update(json.dumps(key, sort_keys=True, default=str).encode())
@@ -130,6 +133,53 @@ def build_lensor_cache(
     return cache, torch.from_numpy(tags)
 
 
+class HeadOnly(nn.Module):
+    """Training view of a model whose whole backbone is frozen (`lr_backbone == 0`): the "cache" is the
+    pooled features of every view, so an epoch costs a head forward only. The head is shared, not copied."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.head = model.head
+        self.head_in_features = model.head_in_features
+
+    def features(self, cached: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return cached[0]
+
+    def tail(self, cached: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return self.head(cached[0])
+
+    def tail_modules(self) -> list[nn.Module]:
+        return []
+
+
+@torch.no_grad()
+def pooled_feature_cache(model: nn.Module, cache: list[torch.Tensor], path: Path | None = None, batch: int = 128) -> list[torch.Tensor]:
+    """[N, V, D] FP16 pooled features of every cached view through the frozen tail (one pass, reused by every fold)."""
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=True)
+    model.eval()
+    n, n_views = cache[0].shape[:2]
+    out = torch.empty(n, n_views, model.head_in_features, dtype=torch.float16)
+    for v in tqdm(range(n_views), desc="pooled features", leave=False):
+        for i in range(0, n, batch):
+            idx = torch.arange(i, min(n, i + batch))
+            out[idx, v] = model.features(_select(cache, idx, torch.full((len(idx),), v))).half()
+    if path is not None:
+        torch.save([out], path)
+    return [out]
+
+
+def training_view(
+    model: nn.Module, entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig, cache: list[torch.Tensor], cache_dir: Path | None
+):
+    """(module to train, cache to train it on): the model itself on stem activations, or — with a frozen
+    backbone — its head on pooled features."""
+    if cfg.lr_backbone > 0:
+        return model, cache
+    path = Path(cache_dir) / f"pooled-{entry.name}-{_cache_key(entry, records, cfg)}.pt" if cache_dir is not None else None
+    return HeadOnly(model), pooled_feature_cache(model, cache, path)
+
+
 # ---------------------------------------------------------------- losses and schedule
 
 
@@ -178,6 +228,15 @@ def set_train_mode(model: nn.Module) -> None:
     """Backbone BN statistics stay frozen (ImageNet running stats); only the head uses dropout."""
     model.eval()
     model.head.train()
+
+
+@torch.no_grad()
+def logits_cached(model: nn.Module, cache: list[torch.Tensor], idx, view: int = 0, batch: int = 64) -> torch.Tensor:
+    """Raw logits of one cached view (0 = the service's own eval view): what calibration is fit on."""
+    model.eval()
+    idx = torch.as_tensor(idx)
+    out = [model.tail(_select(cache, idx[i : i + batch], torch.full((len(idx[i : i + batch]),), view))) for i in range(0, len(idx), batch)]
+    return torch.cat(out) if out else torch.zeros(0, 6)
 
 
 @torch.no_grad()
@@ -340,6 +399,8 @@ def classification_metrics(y_true, y_pred, labels: tuple[str, ...]) -> dict:
         "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0)), 4),
         "view_accuracy": round(float((y_true // 3 == y_pred // 3).mean()) if len(y_true) else 0.0, 4),
         "condition_accuracy": round(float((y_true % 3 == y_pred % 3).mean()) if len(y_true) else 0.0, 4),
+        # damaged photos (breakage/crushed) called "Normal": the costly miss for triage
+        "damaged_called_normal": round(float((y_pred[y_true % 3 != 2] % 3 == 2).mean()) if (y_true % 3 != 2).any() else 0.0, 4),
         "confusion": cm.tolist(),
         "labels": list(labels),
     }
@@ -366,8 +427,15 @@ def cross_validate(
     out_dir: Path | None = None,
     fold_seed: int = 0,
     pretrained: bool = True,
+    splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    check_idx: np.ndarray | None = None,
 ) -> dict:
-    """Stratified k-fold; the model is rebuilt from the pretrained state for every fold."""
+    """k-fold CV (stratified, or the given `splits`, e.g. near-copy-grouped); the model is rebuilt
+    from the pretrained state for every fold. Out-of-fold probabilities (with TTA if configured) and
+    raw logits of the service's eval view (for calibration) are both returned.
+
+    `check_idx`: a second check — train on every other photo, predict these (e.g. the original
+    169 photos after training on `-more` only); reported under `cross_check`."""
     from damagelens.vision.architectures import build_architecture
 
     started = time.perf_counter()
@@ -376,11 +444,13 @@ def cross_validate(
     init_state = copy.deepcopy(model.state_dict())
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
+    net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
     cache_s = time.perf_counter() - started
     labels = np.array([r.label for r in records])
     oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
+    oof_logits, oof_mirror = np.zeros_like(oof), np.zeros_like(oof)
     fold_metrics = []
-    for k, (tr, va) in enumerate(stratified_kfold(labels, folds, fold_seed)):
+    for k, (tr, va) in enumerate(splits if splits is not None else stratified_kfold(labels, folds, fold_seed)):
         model.load_state_dict(init_state)
         torch.manual_seed(cfg.seed + k)
         _reinit_head(model, cfg.seed + k)
@@ -388,14 +458,41 @@ def cross_validate(
         if fdir:
             fdir.mkdir(parents=True, exist_ok=True)
         monitor = va if cfg.patience else None  # early stopping on the val fold would bias CV: off by default
-        fit(model, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux)
-        probs = predict_cached(model, cache, va, tta=cfg.tta).numpy()
+        fit(net, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux)
+        probs = predict_cached(net, cache, va, tta=cfg.tta).numpy()
         oof[va] = probs
+        oof_logits[va] = logits_cached(net, cache, va).numpy()
+        oof_mirror[va] = logits_cached(net, cache, va, view=1).numpy()
         fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
         fold_metrics.append({k2: fm[k2] for k2 in ("n", "accuracy", "macro_f1")})
         log.info("fold %d: %s", k, fold_metrics[-1])
     metrics = cv_metrics(labels, oof, fold_metrics, entry, cfg, started, cache_seconds=round(cache_s, 1))
+    metrics["per_class_recall"] = per_class_recall(metrics["confusion"], entry.labels)
+    metrics["oof_logits"] = oof_logits.round(4).tolist()
+    served, tta = oof_logits.argmax(1), (torch.tensor(oof_logits).softmax(1) + torch.tensor(oof_mirror).softmax(1)).argmax(1).numpy()
+    metrics["served_view_accuracy"] = round(float((served == labels).mean()), 4)  # what the service computes (one view)
+    metrics["tta_accuracy"] = round(float((tta == labels).mean()), 4)  # eval view + mirror averaged
+    if check_idx is not None and len(check_idx):
+        check_idx = np.asarray(check_idx)
+        train_idx = np.setdiff1d(np.arange(len(records)), check_idx)
+        model.load_state_dict(init_state)
+        _reinit_head(model, cfg.seed + folds)
+        fdir = Path(out_dir) / "cross-check" if out_dir else None
+        fit(net, cache, labels, train_idx, cfg, out_dir=fdir, desc=f"{entry.name} cross-check", aux=aux)
+        probs = predict_cached(net, cache, check_idx, tta=cfg.tta).numpy()
+        check = classification_metrics(labels[check_idx], probs.argmax(1), entry.labels)
+        check["per_class_recall"] = per_class_recall(check["confusion"], entry.labels)
+        check["train_n"] = len(train_idx)
+        check["logits"] = logits_cached(net, cache, check_idx).numpy().round(4).tolist()
+        check["labels_true"] = labels[check_idx].tolist()
+        metrics["cross_check"] = check
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
     return metrics
+
+
+def per_class_recall(confusion: list[list[int]], labels: tuple[str, ...] | list[str]) -> dict[str, float]:
+    cm = np.asarray(confusion)
+    return {label: round(float(cm[i, i] / max(1, cm[i].sum())), 4) for i, label in enumerate(labels)}
 
 
 def _reinit_head(model: nn.Module, seed: int) -> None:
@@ -419,7 +516,8 @@ def final_fit(
     model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
+    net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
     labels = np.array([r.label for r in records])
     _reinit_head(model, cfg.seed)
-    res = fit(model, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux)
+    res = fit(net, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux)
     return model.eval(), res

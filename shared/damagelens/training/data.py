@@ -121,6 +121,24 @@ def scan_image_folder(root: Path, class_dirs: tuple[str, ...] = CLASS_DIRS, min_
     return records, report
 
 
+def scan_image_folders(roots: list[Path]) -> tuple[list[ImageRecord], dict[str, dict]]:
+    """Several ImageFolder roots as one training set, in the order given (records of each root sorted
+    as `scan_image_folder` sorts them); content found in an earlier root is dropped from later ones."""
+    records: list[ImageRecord] = []
+    reports: dict[str, dict] = {}
+    seen: set[str] = set()
+    for root in roots:
+        recs, report = scan_image_folder(Path(root))
+        dup = [r for r in recs if r.sha256 in seen]
+        if dup:
+            log.warning("%d photos of %s already in an earlier folder: dropped", len(dup), root)
+        recs = [r for r in recs if r.sha256 not in seen]
+        seen.update(r.sha256 for r in recs)
+        records += recs
+        reports[str(root)] = {**report.as_dict(), "kept": len(recs), "cross_folder_duplicates": [str(r.path) for r in dup]}
+    return records, reports
+
+
 def stratified_kfold(labels: list[int] | np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Deterministic stratified folds (same labels + seed → same folds)."""
     from sklearn.model_selection import StratifiedKFold

@@ -297,15 +297,17 @@ def cross_validate(
     out_dir: Path | None = None,
     fold_seed: int = 0,
     device: str = "auto",
+    splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict:
-    """Stratified k-fold; every fold starts again from the ImageNet backbone. Out-of-fold predictions pooled."""
+    """Stratified k-fold (or the given `splits`, e.g. near-copy-grouped); every fold starts again from
+    the ImageNet backbone. Out-of-fold predictions pooled."""
     started = time.perf_counter()
     dev = resolve_device(device)
     photos = PhotoSet(records, entry, cfg, dev)
     labels = np.array([r.label for r in records])
     oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
     fold_metrics = []
-    for k, (tr, va) in enumerate(stratified_kfold(labels, folds, fold_seed)):
+    for k, (tr, va) in enumerate(splits if splits is not None else stratified_kfold(labels, folds, fold_seed)):
         model = _fresh_model(entry, cfg.seed + k)
         fcfg = replace(cfg, seed=cfg.seed + k)
         fdir = Path(out_dir) / f"fold{k}" if out_dir else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def install_weights(registry_path: Path, name: str, weights: Path, updates: dict
     if entry is None:
         entry = {"name": name}
         models.append(entry)
+    elif "version" in updates and _major(entry.get("version")) != _major(updates["version"]):
+        keep_previous(models, entry)
+        for stale in ("temperature", "review_threshold", "metrics"):
+            entry.pop(stale, None)
     entry.update(updates)
     entry["weights"] = f"weights/{target.name}"
     entry["sha256"] = sha256_file(target)
@@ -38,3 +43,23 @@ def install_weights(registry_path: Path, name: str, weights: Path, updates: dict
 
     load_registry.cache_clear()
     return entry
+
+
+def _major(version: str | None) -> str:
+    return str(version or "0").split(".")[0]
+
+
+def keep_previous(models: list[dict], entry: dict) -> dict:
+    """A new major version takes over the name and aliases; the previous weights stay loadable as
+    `<name>-v<major>` (no aliases), placed right after the current entry."""
+    old = copy.deepcopy({k: v for k, v in entry.items() if k != "aliases"})  # no shared lists: YAML would write anchors
+    old["name"] = f"{entry['name']}-v{_major(entry.get('version'))}"
+    aliases = [a for a in entry.get("aliases", []) if a != old["name"]]
+    entry["aliases"] = aliases
+    existing = next((m for m in models if m.get("name") == old["name"]), None)
+    if existing is not None:
+        existing.clear()
+        existing.update(old)
+        return existing
+    models.insert(models.index(entry) + 1, old)
+    return old

@@ -96,3 +96,56 @@ CPU latency at batch 1 (median, `scripts/bench_models.py`): {f"{latency_ms:.1f} 
 ## License
 {license_text}
 """
+
+
+def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
+    """The compact, per-photo-free view of a CV run that the CLI prints and docs/models/runs keeps."""
+    keys = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "view_accuracy",
+        "condition_accuracy",
+        "damaged_called_normal",
+        "served_view_accuracy",
+        "tta_accuracy",
+        "fold_accuracy_std",
+        "per_class_recall",
+        "confusion",
+    )
+    out: dict = {k: cv[k] for k in keys if k in cv}
+    out["folds"] = cv.get("folds", [])
+    if groups is not None:
+        out["grouping"] = groups
+    if calibration is not None:
+        out["calibration"] = {k: v for k, v in calibration.items() if not k.startswith("bins")}
+    check = cv.get("cross_check")
+    if check is not None:
+        out["cross_check"] = {
+            k: check[k]
+            for k in (
+                "n",
+                "train_n",
+                "accuracy",
+                "macro_f1",
+                "view_accuracy",
+                "condition_accuracy",
+                "damaged_called_normal",
+                "per_class_recall",
+                "confusion",
+            )
+        }
+        if calibration is not None and "logits" in check:
+            import numpy as np
+
+            from damagelens.training.calibration import apply_threshold, expected_calibration_error, softmax
+
+            logits, y = np.asarray(check["logits"]), np.asarray(check["labels_true"])
+            t = calibration["temperature"]
+            out["cross_check"]["served_view_accuracy"] = round(float((logits.argmax(1) == y).mean()), 4)
+            out["cross_check"]["ece_before"] = round(expected_calibration_error(softmax(logits), y), 4)
+            out["cross_check"]["ece_after"] = round(expected_calibration_error(softmax(logits, t), y), 4)
+            out["cross_check"]["review_at_threshold"] = apply_threshold(softmax(logits, t), y, calibration["review"]["threshold"])
+    out["seconds"] = cv.get("seconds")
+    out["config"] = cv.get("config")
+    return out

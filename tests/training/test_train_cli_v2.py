@@ -1,0 +1,77 @@
+"""`damagelens train classify` over two data folders: grouped CV, the cross-folder check, calibration,
+the review threshold and installation as a new registry version (the old one kept by name)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from damagelens.training.data import LABELS
+from tests.training.conftest import CLASS_DIRS, make_image
+
+
+@pytest.fixture
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "orig", tmp_path / "more"
+    for c, cls in enumerate(CLASS_DIRS):
+        for i in range(2):
+            make_image(a / cls / f"a{i}.jpg", seed=1000 + 10 * c + i, tint=c)
+        for i in range(4):
+            make_image(b / cls / f"b{i}.jpg", seed=2000 + 10 * c + i, tint=c)
+    return a, b
+
+
+@pytest.fixture
+def v1_registry(tmp_path: Path, monkeypatch):
+    from damagelens.registry.entries import load_registry
+    from damagelens.settings import get_settings
+
+    reg = tmp_path / "registry" / "registry.yaml"
+    reg.parent.mkdir()
+    v1 = {"name": "fast", "aliases": ["resnet"], "task": "classify", "architecture": "lite_single", "version": "1.0.0"}
+    v1.update({"labels": list(LABELS), "trained": False, "options": {"variant": 0, "split": 6, "structured": True}})
+    reg.write_text(yaml.safe_dump({"models": [v1]}))
+    monkeypatch.setenv("DAMAGELENS_REGISTRY_PATH", str(reg))
+    get_settings.cache_clear()
+    load_registry.cache_clear()
+    yield reg
+    get_settings.cache_clear()
+    load_registry.cache_clear()
+
+
+@pytest.mark.slow
+def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders, v1_registry: Path, tmp_path: Path):
+    import typer
+
+    from damagelens.cli import models
+    from damagelens.registry.entries import load_registry
+
+    app = typer.Typer()
+    models.register(app)
+    a, b = two_folders
+    args = ["train", "classify", "fast", "--data", str(a), "--data", str(b), "--folds", "2", "--epochs", "1"]
+    args += ["--set", "n_aug=1", "--set", "lr_backbone=0", "--set", "batch_size=8", "--out", str(tmp_path / "runs")]
+    args += ["--report", str(tmp_path / "report" / "fast.json"), "--install"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["n"] == 36 and out["version"] == "2.0.0"
+    assert out["grouping"]["photos"] == 36 and out["grouping"]["max_distance"] == 8
+    assert out["cross_check"]["n"] == 12 and out["cross_check"]["train_n"] == 24  # trained on `more`, tested on `orig`
+    assert set(out["per_class_recall"]) == set(LABELS)
+    cal = out["calibration"]
+    assert cal["temperature"] > 0 and 0 <= cal["ece_after"] <= 1 and 0 <= cal["review"]["threshold"] <= 1
+    assert json.loads((tmp_path / "report" / "fast.json").read_text())["accuracy"] == out["accuracy"]
+    assert (tmp_path / "runs" / "fast" / "reliability.png").stat().st_size > 0
+
+    registry = load_registry(v1_registry)
+    v2, v1 = registry.get("fast"), registry.get("fast-v1")
+    assert v2.version == "2.0.0" and v1.version == "1.0.0"
+    assert registry.get("resnet").name == "fast"
+    assert v2.temperature == cal["temperature"] and v2.review_threshold == cal["review"]["threshold"]
+    assert v2.sha256 and (v1_registry.parent / v2.weights).exists()
+    assert v2.aliases == ("resnet",) and v1.aliases == () and v1.temperature == 1.0 and v1.review_threshold is None

@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Extra origins allowed by CORS (JSON list).")
 
     # models
-    default_model: str = Field("accurate", description="Classifier used when a request names none.")
+    default_model: str = Field(
+        "fast", description="Classifier used when a request names none (`fast` v2 is the better one on grouped CV: docs/models)."
+    )
     detector_model: str = Field("detector", description="Registry name of the detector.")
     registry_path: Path = Field(REPO_ROOT / "shared" / "damagelens" / "registry" / "registry.yaml", description="The model registry file.")
     model_cache_dir: Path = Field(Path.home() / ".cache" / "damagelens", description="Where s3:// weights are cached.")

@@ -107,7 +107,7 @@ def test_cancel_a_queued_job(client: TestClient) -> None:
 
 def test_models_endpoint_lists_the_registry(client: TestClient) -> None:
     body = client.get("/v1/models").json()
-    assert body["default"] == "accurate"
+    assert body["default"] == "fast"
     names = {m["name"]: m for m in body["models"]}
     assert {"fast", "accurate"} <= set(names)
     assert names["fast"]["aliases"] == ["resnet"] and names["accurate"]["aliases"] == ["fusion"]

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from damagelens.schemas import Stage
 from tests.support.servers import RedisProcess, S3Endpoint, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ("classify", "explain", "detect")
+QUEUES = tuple(stage.value for stage in Stage)  # one worker per Stage queue
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 

@@ -403,10 +403,16 @@ def evaluate_severity(
 def evaluate_detect(
     data: Annotated[Path, typer.Option(help="folder with images/ and labels/ (YOLO txt); all boxes are `damage`")],
     model: Annotated[str | None, typer.Option(help="registry name; default: settings detector_model")] = None,
+    agnostic: Annotated[
+        bool, typer.Option("--agnostic", help="score every predicted box as `damage` whatever its type (required for typed models)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     imgsz: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """mAP50 and mAP50-95; the last stdout line is the JSON result."""
+    """mAP50 and mAP50-95 against one-class labels; the last stdout line is the JSON result.
+
+    Every label box is `damage`; a typed detector (dent/scratch/broken) is scored only with `--agnostic`
+    (its boxes counted as `damage`), so it can be compared with the one-class `detector` on the same boxes."""
     import contextlib
     import io
 
@@ -414,10 +420,14 @@ def evaluate_detect(
     from damagelens.training.yolo import evaluate_detect_folder
 
     entry = _registry().get(model or _settings().detector_model, task="detect")
+    if len(entry.labels) > 1 and not agnostic:
+        raise typer.BadParameter(f"{entry.name} predicts {list(entry.labels)}; against one-class labels pass --agnostic")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         result = evaluate_detect_folder(resolve_weights(entry), data, imgsz=imgsz or entry.input_size)
     result["model"] = entry.name
+    result["agnostic"] = True  # one-class labels: every box counts as `damage`, whatever the model's classes
+    result["model_classes"] = list(entry.labels)
     if not as_json:
         typer.echo(buf.getvalue().rstrip())
     _echo_json(result)

@@ -399,6 +399,30 @@ def evaluate_severity(
     _echo_json(result)
 
 
+@evaluate_app.command("region-severity")
+def evaluate_region_severity(
+    data: Annotated[Path | None, typer.Option(help="lensor folder; default <data_dir>/detection/lensor")] = None,
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    model: Annotated[str, typer.Option(help="registry name of a severity model")] = "severity",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per-region severity as the assess stage computes it (severity model on a crop of each box),
+    scored against lensor's per-box severity on its annotated boxes; the last stdout line is the JSON."""
+    from damagelens.training.damage_types import score_region_severity
+    from damagelens.vision.loading import load_classifier
+
+    _threads("cpu")
+    entry = _registry().get(model, task="severity")
+    root = data or Path(_settings().data_dir) / "detection" / "lensor"
+    import torch
+
+    result = score_region_severity(entry, load_classifier(entry, torch.device("cpu"), half=False), root, split)
+    if not as_json:
+        for key in ("region_crop", "photo_severity_for_every_box", "all_minor"):
+            typer.echo(f"{key}: accuracy={result[key]['accuracy']:.4f} macro_f1={result[key]['macro_f1']:.4f}")
+    _echo_json(result)
+
+
 @evaluate_app.command("detect")
 def evaluate_detect(
     data: Annotated[Path, typer.Option(help="folder with images/ and labels/ (YOLO txt); all boxes are `damage`")],

@@ -107,3 +107,45 @@ def score_typed_detector(weights: Path, lensor_root: Path, work_dir: Path, imgsz
         "test": evaluate_typed(weights, typed, "test", imgsz),
         "test_agnostic": evaluate_detector(weights, agnostic, imgsz=imgsz, split="test"),
     }
+
+
+def score_region_severity(entry, model, lensor_root: Path, split: str = "test") -> dict:
+    """How well the severity model, run on a context crop of each *annotated* lensor box (as the assess
+    stage runs it on each detected box), matches lensor's per-box severity; with two baselines: every
+    box `minor` (the majority), and every box given the photo-level severity."""
+    import numpy as np
+    import torch
+
+    from damagelens.training.classify import classification_metrics
+    from damagelens.training.data import load_rgb
+    from damagelens.vision.assess import region_crop
+    from damagelens.vision.preprocess import normalise, square_resize
+
+    items, severities = lensor_typed_items(lensor_root, split)
+    y_true, y_region, y_photo = [], [], []
+    labels = tuple(entry.labels)
+    order = [labels.index(s) for s in SEVERITIES]  # model label order → SEVERITIES order
+    with torch.inference_mode():
+        for it, sev in zip(items, severities, strict=True):
+            if not it.boxes:
+                continue
+            image = load_rgb(it.image)
+            w, h = image.size
+            crops = [image]
+            for cx, cy, bw, bh in it.boxes:
+                crops.append(region_crop(image, [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]))
+            x = torch.stack([normalise(square_resize(c, entry.input_size), entry.mean, entry.std) for c in crops])
+            pred = model(x).float().argmax(1).tolist()
+            pred = [order.index(p) if p in order else p for p in pred]
+            y_true += list(sev)
+            y_region += pred[1:]
+            y_photo += [pred[0]] * len(sev)
+    y = np.asarray(y_true)
+    return {
+        "split": split,
+        "boxes": len(y_true),
+        "true_distribution": {s: int((y == i).sum()) for i, s in enumerate(SEVERITIES)},
+        "region_crop": classification_metrics(y, np.asarray(y_region), SEVERITIES),
+        "photo_severity_for_every_box": classification_metrics(y, np.asarray(y_photo), SEVERITIES),
+        "all_minor": classification_metrics(y, np.zeros_like(y), SEVERITIES),
+    }

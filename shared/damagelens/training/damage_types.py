@@ -78,6 +78,8 @@ def evaluate_typed(weights: Path, data_yaml: Path, split: str = "test", imgsz: i
     """Overall and per-class mAP50 / mAP50-95 of a multi-class detector on one split of `data_yaml`."""
     import tempfile
 
+    import numpy as np
+
     from damagelens.offline import ensure_offline_env
 
     ensure_offline_env()
@@ -90,10 +92,18 @@ def evaluate_typed(weights: Path, data_yaml: Path, split: str = "test", imgsz: i
             verbose=False, conf=0.001, iou=0.6, project=tmp, name="val",
         )  # fmt: skip
     names = model.names
+    f1 = np.asarray(metrics.box.f1_curve).mean(0)  # mean F1 over classes at each confidence of `px`
+    best = int(f1.argmax())
     per_class = {}
     for i, c in enumerate(metrics.box.ap_class_index.tolist()):
         per_class[names[int(c)]] = {"map50": round(float(metrics.box.ap50[i]), 4), "map50_95": round(float(metrics.box.ap[i]), 4)}
-    return {"map50": round(float(metrics.box.map50), 4), "map50_95": round(float(metrics.box.map), 4), "per_class": per_class}
+    return {
+        "map50": round(float(metrics.box.map50), 4),
+        "map50_95": round(float(metrics.box.map), 4),
+        "per_class": per_class,
+        "best_f1": round(float(f1[best]), 4),
+        "best_f1_conf": round(float(np.asarray(metrics.box.px)[best]), 3),  # the serving threshold is chosen on val by this
+    }
 
 
 def score_typed_detector(weights: Path, lensor_root: Path, work_dir: Path, imgsz: int = 416) -> dict:

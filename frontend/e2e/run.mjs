@@ -167,7 +167,7 @@ async function run(ctx) {
   if (statuses.assess) {
     panel = await openTab(card, 'assessment');
     await panel.getByTestId('assessment').waitFor({ state: 'visible', timeout: 10000 });
-    const severity = (await panel.getByTestId('severity-label').innerText()).trim();
+    const severity = ((await panel.getByTestId('severity-label').textContent()) ?? '').trim(); // innerText would be CSS-capitalised
     check(['minor', 'moderate', 'severe'].includes(severity), `severity label is "${severity}"`);
     const rows = await panel.getByTestId('severity-row').count();
     check(rows === 3, `${rows} severity probability rows, expected 3`);

@@ -23,6 +23,7 @@ const CHROMIUM = process.env.DAMAGELENS_E2E_CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(process.env.DAMAGELENS_E2E_OUT || path.join(here, '..', 'test-results'));
 const STAGES = ['classify', 'explain', 'detect'];
 const INSPECTION_IMAGES = (process.env.DAMAGELENS_E2E_INSPECTION_IMAGES || '').split(path.delimiter).filter(Boolean);
+const OPTIONAL_STAGES = ['assess']; // checked (and its tab opened) when the job ran it
 
 class SetupError extends Error {}
 class CheckError extends Error {}
@@ -46,9 +47,12 @@ async function preflight() {
   fs.mkdirSync(OUT, { recursive: true });
 }
 
-/** Statuses of the three stage chips on the card, e.g. {classify: 'succeeded', ...}. */
+/** Statuses of the stage chips on the card, e.g. {classify: 'succeeded', ...} (null: the job has no such stage). */
 const stageStatuses = (card) =>
-  card.evaluate((el, names) => Object.fromEntries(names.map((n) => [n, el.querySelector(`[data-stage="${n}"]`)?.getAttribute('data-status') ?? null])), STAGES);
+  card.evaluate(
+    (el, names) => Object.fromEntries(names.map((n) => [n, el.querySelector(`[data-stage="${n}"]`)?.getAttribute('data-status') ?? null])),
+    [...STAGES, ...OPTIONAL_STAGES],
+  );
 
 const cardErrors = (card) => card.locator('.error-text').allInnerTexts().then((t) => t.join(' | '));
 
@@ -97,17 +101,19 @@ async function run(ctx) {
   check(jobId, 'upload was never accepted (no job id)');
   log(`job ${jobId} submitted`);
 
-  // Wait for the three stages to finish.
+  // Wait for the stages to finish (the three seed stages always; assess when the job has it).
   let last = '';
   let statuses = {};
+  let waitFor = STAGES;
   for (;;) {
     statuses = await stageStatuses(card);
-    const line = STAGES.map((s) => `${s}=${statuses[s] ?? '-'}`).join(' ');
+    waitFor = [...STAGES, ...OPTIONAL_STAGES.filter((s) => statuses[s])];
+    const line = waitFor.map((s) => `${s}=${statuses[s] ?? '-'}`).join(' ');
     if (line !== last) log(`stages: ${line}  (job ${await card.getAttribute('data-job-status')})`);
     last = line;
-    const failed = STAGES.filter((s) => statuses[s] === 'failed' || statuses[s] === 'canceled');
+    const failed = waitFor.filter((s) => statuses[s] === 'failed' || statuses[s] === 'canceled');
     if (failed.length) throw new CheckError(`stage(s) ${failed.join(', ')} ended ${failed.map((s) => statuses[s]).join('/')}: ${await cardErrors(card)}`);
-    if (STAGES.every((s) => statuses[s] === 'succeeded')) break;
+    if (waitFor.every((s) => statuses[s] === 'succeeded')) break;
     if (Date.now() > deadline) throw new CheckError(`timed out after ${TIMEOUT_MS / 1000}s waiting for all stages to finish (${line}) ${await cardErrors(card)}`);
     await page.waitForTimeout(500);
   }
@@ -157,6 +163,32 @@ async function run(ctx) {
   log(`detection: ${items} region(s) listed, ${boxes} box(es) drawn${items === 0 ? ` ("${listText}")` : ''}`);
   await page.screenshot({ path: path.join(OUT, 'desktop-detection.png'), fullPage: true });
 
+  // Assessment (when the job ran `assess`): severity with its three probabilities, typed boxes = listed regions,
+  // and the per-type filter hides a type's boxes.
+  let assessment = null;
+  if (statuses.assess) {
+    panel = await openTab(card, 'assessment');
+    await panel.getByTestId('assessment').waitFor({ state: 'visible', timeout: 10000 });
+    const severity = ((await panel.getByTestId('severity-label').textContent()) ?? '').trim(); // innerText would be CSS-capitalised
+    check(['minor', 'moderate', 'severe'].includes(severity), `severity label is "${severity}"`);
+    const rows = await panel.getByTestId('severity-row').count();
+    check(rows === 3, `${rows} severity probability rows, expected 3`);
+    const typed = await panel.getByTestId('assessment-box').count();
+    const listed = await panel.getByTestId('assessment-item').count();
+    check(typed === listed, `${typed} typed boxes drawn but ${listed} regions listed`);
+    if (typed > 0) {
+      const first = await panel.getByTestId('assessment-box').first().getAttribute('data-type');
+      const toggle = panel.locator('.type-toggle', { hasText: first }).locator('input');
+      await toggle.uncheck();
+      const left = await panel.locator(`[data-testid="assessment-box"][data-type="${first}"]`).count();
+      check(left === 0, `${left} ${first} boxes still drawn after unticking ${first}`);
+      await toggle.check();
+    }
+    assessment = { severity, regions: typed };
+    log(`assessment: severity ${severity}, ${typed} typed region(s)`);
+    await page.screenshot({ path: path.join(OUT, 'desktop-assessment.png'), fullPage: true });
+  }
+
   // Phone width: no horizontal scrolling, screenshot.
   await page.setViewportSize({ width: 375, height: 812 });
   await page.waitForTimeout(300);
@@ -178,7 +210,7 @@ async function run(ctx) {
   const inspection = INSPECTION_IMAGES.length ? await checkInspection(page) : null;
 
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(' | ')}`);
-  const summary = { base: BASE, job_id: jobId, label, probability_bars: bars, overlay: overlaySize, detections: items, inspection, seconds: (Date.now() - t0) / 1000 };
+  const summary = { base: BASE, job_id: jobId, label, probability_bars: bars, overlay: overlaySize, detections: items, assessment, inspection, seconds: (Date.now() - t0) / 1000 };
   fs.writeFileSync(path.join(OUT, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
   return { page, summary };
 }

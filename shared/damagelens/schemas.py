@@ -21,16 +21,20 @@ SEED_FOLDERS: tuple[str, ...] = ("F_Breakage", "F_Crushed", "F_Normal", "R_Break
 
 CamMethod = Literal["gradcam", "hirescam", "gradcam++"]
 CAM_METHODS: tuple[str, ...] = get_args(CamMethod)
-ARTIFACTS: tuple[str, ...] = ("overlay.jpg", "heatmap.png", "detection.jpg")  # besides the input
+ARTIFACTS: tuple[str, ...] = ("overlay.jpg", "heatmap.png", "detection.jpg", "assessment.jpg")  # besides the input
 
 
 class Stage(StrEnum):
     classify = "classify"
     explain = "explain"
     detect = "detect"
+    assess = "assess"
 
 
-ALL_STAGES: tuple[Stage, ...] = (Stage.classify, Stage.explain, Stage.detect)
+ALL_STAGES: tuple[Stage, ...] = (Stage.classify, Stage.explain, Stage.detect, Stage.assess)
+DEFAULT_STAGES: tuple[Stage, ...] = ALL_STAGES
+"""What a job without `tasks=` runs; `assess` is in it because its benchmark fits the other stages' budget
+(docs/models/damage-types.md)."""
 
 
 class Status(StrEnum):
@@ -95,6 +99,43 @@ class DetectResult(BaseModel):
     model_version: str
 
 
+DamageType = Literal["dent", "scratch", "broken"]
+SeverityLabel = Literal["minor", "moderate", "severe"]
+DAMAGE_TYPES: tuple[str, ...] = get_args(DamageType)
+SEVERITY_LABELS: tuple[str, ...] = get_args(SeverityLabel)
+
+
+class SeverityScore(BaseModel):
+    label: SeverityLabel
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class Damage(BaseModel):
+    type: DamageType
+    severity: SeverityLabel = Field(description="severity of this region (the severity model on the box's crop)")
+    confidence: float = Field(description="detector confidence of the box and its type")
+    box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the upright input image")
+    box_normalized: list[float] = Field(description="the same box divided by width/height")
+
+
+class DamageCounts(BaseModel):
+    dent: int = 0
+    scratch: int = 0
+    broken: int = 0
+
+
+class AssessResult(BaseModel):
+    severity: SeverityScore = Field(description="photo-level severity")
+    damages: list[Damage]
+    counts: DamageCounts
+    image_width: int
+    image_height: int
+    image_url: str
+    model: str = Field(description="`<severity model>+<typed detector>`")
+    model_version: str
+
+
 class InputInfo(BaseModel):
     filename: str
     content_type: str
@@ -107,6 +148,7 @@ class JobResults(BaseModel):
     classification: ClassifyResult | None = None
     explanation: ExplainResult | None = None
     detection: DetectResult | None = None
+    assessment: AssessResult | None = None
 
 
 class JobLinks(BaseModel):
@@ -253,7 +295,7 @@ class ErrorBody(BaseModel):
 class ModelPublic(BaseModel):
     name: str
     aliases: list[str]
-    task: Literal["classify", "detect"]
+    task: Literal["classify", "detect", "severity"]
     architecture: str
     version: str
     trained: bool

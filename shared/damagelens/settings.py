@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Live-update streams re-read the job this often even without a pub/sub message (nothing is missed)."
     )
 
+    # assess stage (damage type per region, severity per photo)
+    severity_model: str = Field("severity", description="Registry name of the photo-level severity model (assess stage).")
+    damage_types_model: str = Field("damage-types", description="Registry name of the typed damage detector (assess stage).")
+    assess_conf: float = Field(
+        0.08, ge=0, le=1, description="Confidence threshold of the typed detector (0.08 maximises its mean F1 on lensor val)."
+    )
+    assess_imgsz: int = Field(416, ge=32, description="Input size of the typed detector (what it was trained at).")
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from damagelens.schemas import Stage
 from tests.support.servers import RedisProcess, S3Endpoint, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ("classify", "explain", "detect", "notify")  # notify: webhook deliveries
+QUEUES = (*(stage.value for stage in Stage), "notify")  # one worker per Stage queue; notify: webhook deliveries
 WEBHOOK_SECRET = "whsec_ZTJlLXN0YWNrLXdlYmhvb2stc2VjcmV0"
 TERMINAL = {"succeeded", "failed", "canceled"}
 

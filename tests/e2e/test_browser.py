@@ -1,5 +1,6 @@
-"""A real Chromium (Debian's) drives the built web UI against the real stack: upload → three stages → tabs,
-then two photos at once → one inspection whose "Download report" button serves the report.
+"""A real Chromium (Debian's) drives the built web UI against the real stack: upload → every default stage → tabs
+(the Assessment tab when `assess` is a default task), then two photos at once → one inspection whose
+"Download report" button serves the report.
 
 The browser script lives with the frontend (`frontend/e2e/run.mjs`, playwright-core); this test
 starts it against the same stack the API end-to-end tests use and saves its screenshots.
@@ -7,6 +8,7 @@ starts it against the same stack the API end-to-end tests use and saves its scre
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from damagelens.schemas import DEFAULT_STAGES
 from tests.e2e.conftest import REPO, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
@@ -43,3 +46,7 @@ def test_upload_a_photo_in_the_browser(stack: Stack, real_photos: list[Path]) ->
     assert '"report_images":6' in run.stdout  # two photos sent together: one inspection, its report
     for shot in ("desktop-prediction.png", "desktop-gradcam.png", "desktop-detection.png", "mobile-375.png", "desktop-inspection.png"):
         assert (out / shot).stat().st_size > 10_000, shot
+    summary = json.loads((out / "e2e-summary.json").read_text())
+    if "assess" in DEFAULT_STAGES:  # the UI submits the default tasks: the Assessment tab must have been checked
+        assert summary["assessment"] and summary["assessment"]["severity"] in ("minor", "moderate", "severe"), summary
+        assert (out / "desktop-assessment.png").stat().st_size > 10_000

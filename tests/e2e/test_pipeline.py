@@ -70,6 +70,51 @@ def _check_complete(stack: Stack, job: dict, width: int | None = None, height: i
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0 < box["confidence"] <= 1
     assert _decode(stack, det["image_url"]).size == (w, h)
     assert _decode(stack, job["input"]["url"]).size  # the original decodes too
+    if "assess" in job["tasks"]:
+        _check_assessment(stack, job["results"]["assessment"], w, h)
+
+
+def _check_assessment(stack: Stack, assessment: dict, w: int, h: int) -> None:
+    severity = assessment["severity"]
+    assert set(severity["probabilities"]) == {"minor", "moderate", "severe"}
+    assert abs(sum(severity["probabilities"].values()) - 1.0) < 1e-3
+    assert severity["label"] == max(severity["probabilities"], key=severity["probabilities"].get)
+    assert (assessment["image_width"], assessment["image_height"]) == (w, h)
+    counts = {"dent": 0, "scratch": 0, "broken": 0}
+    for damage in assessment["damages"]:
+        assert damage["type"] in counts and damage["severity"] in severity["probabilities"]
+        counts[damage["type"]] += 1
+        x1, y1, x2, y2 = damage["box"]
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0 < damage["confidence"] <= 1
+        assert damage["box_normalized"] == pytest.approx([x1 / w, y1 / h, x2 / w, y2 / h], abs=1e-3)
+    assert assessment["counts"] == counts
+    assert assessment["model"] == "severity+damage-types" and assessment["model_version"]
+    rendered = _decode(stack, assessment["image_url"])
+    assert rendered.format == "JPEG" and rendered.size == (w, h)
+
+
+@pytest.fixture(scope="module")
+def damaged_photos(data_dir: Path) -> list[Path]:
+    """Real damaged-car photos: lensor test close-ups (typed boxes) and one photo per severity from damage-severity/val."""
+    lensor = data_dir / "detection" / "lensor" / "images" / "test"
+    severity = data_dir / "damage-severity" / "val"
+    if not lensor.is_dir() or not severity.is_dir():
+        pytest.skip(f"damaged-car photos not available: {lensor} or {severity} is absent (set DAMAGELENS_DATA_DIR)")
+    return sorted(lensor.glob("*.jpg"))[:4] + [sorted((severity / s).glob("*.jpg"))[0] for s in ("minor", "moderate", "severe")]
+
+
+def test_real_damaged_photos_get_an_assessment(stack: Stack, damaged_photos: list[Path]) -> None:
+    """`tasks=assess` runs only the fourth stage: typed boxes with a severity each, a photo severity, assessment.jpg."""
+    ids = [_submit(stack, photo.read_bytes(), photo.name, tasks="assess") for photo in damaged_photos]
+    regions = 0
+    for job_id in ids:
+        job = stack.wait_for_job(job_id)
+        assert job["status"] == "succeeded", json.dumps(job, indent=1) + stack.tail_logs()
+        assert job["tasks"] == ["assess"] and set(job["stages"]) == {"assess"}
+        assert set(k for k, v in job["results"].items() if v) == {"assessment"}
+        _check_assessment(stack, job["results"]["assessment"], job["input"]["width"], job["input"]["height"])
+        regions += len(job["results"]["assessment"]["damages"])
+    assert regions > 0, "the typed detector found no damage on any of the real damaged photos"
 
 
 def test_real_photos_get_all_three_results(stack: Stack, real_photos: list[Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from damagelens.schemas import DEFAULT_STAGES, Stage
 from damagelens.settings import Settings
 from damagelens_gateway.app import create_app
 from tests.support import images
@@ -25,10 +26,12 @@ def test_submit_creates_job_stores_upload_and_enqueues_each_stage(client: TestCl
     body = response.json()
     assert response.headers["location"] == f"/v1/jobs/{body['id']}" == body["links"]["self"]
     assert body["status"] == "queued"
-    assert app_state.dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 1}
+    # no `tasks`: the default set, one task on each of its queues (classify, explain, detect, assess)
+    assert app_state.dispatcher.queue_lengths() == {s.value: int(s in DEFAULT_STAGES) for s in Stage}
+    assert {"classify", "explain", "detect"} <= set(DEFAULT_STAGES)
     job = client.get(body["links"]["self"]).json()
     assert job["model"] == "fast" and job["progress"] == 0.0
-    assert set(job["stages"]) == {"classify", "explain", "detect"}
+    assert set(job["stages"]) == set(DEFAULT_STAGES)
     assert job["input"]["width"] == 320 and job["input"]["height"] == 240
     stored = client.get(job["input"]["url"])
     assert stored.status_code == 200 and stored.content == images.jpeg()
@@ -42,7 +45,17 @@ def test_file_field_alias_task_subset_and_model_alias(client: TestClient, app_st
     assert response.status_code == 202
     job = client.get(response.headers["location"]).json()
     assert job["tasks"] == ["classify", "detect"] and job["model"] == "accurate"
-    assert app_state.dispatcher.queue_lengths() == {"classify": 1, "explain": 0, "detect": 1}
+    assert app_state.dispatcher.queue_lengths() == {"classify": 1, "explain": 0, "detect": 1, "assess": 0}
+
+
+def test_assess_alone_is_enqueued_on_its_own_queue(client: TestClient, app_state) -> None:
+    response = client.post("/v1/jobs", files={"image": ("car.jpg", images.jpeg(), "image/jpeg")}, data={"tasks": "assess"})
+    assert response.status_code == 202
+    job = client.get(response.headers["location"]).json()
+    assert job["tasks"] == ["assess"] and set(job["stages"]) == {"assess"}
+    assert app_state.dispatcher.queue_lengths() == {"classify": 0, "explain": 0, "detect": 0, "assess": 1}
+    missing = client.get(f"/v1/jobs/{job['id']}/artifacts/assessment.jpg")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "artifact_not_found"
 
 
 @pytest.mark.parametrize(

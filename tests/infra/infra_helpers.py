@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 K8S = INFRA / "k8s"
 OVERLAYS = ("dev", "gpu")
-QUEUES = ("classify", "explain", "detect")
+QUEUES = ("classify", "explain", "detect", "assess")  # one Celery queue and worker pool per Stage (test_queues_are_the_stages)
 NOTIFY_QUEUE = "notify"  # webhook deliveries: a worker without models, no GPU variant, no autoscaling
 SETTINGS_PREFIX = "DAMAGELENS_"
 
@@ -106,6 +106,20 @@ def env_example() -> tuple[dict[str, str], dict[str, str]]:
             continue
         (commented if m["comment"] else active)[m["key"]] = m["value"]
     return active, commented
+
+
+@functools.cache
+def stage_names() -> tuple[str, ...]:
+    """Values of damagelens.schemas.Stage (read with ast, no import): each is a Celery queue."""
+    tree = ast.parse((REPO / "shared" / "damagelens" / "schemas.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Stage":
+            return tuple(
+                stmt.value.value
+                for stmt in node.body
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+            )
+    raise AssertionError("class Stage not found in shared/damagelens/schemas.py")
 
 
 # ---------------------------------------------------------------- compose

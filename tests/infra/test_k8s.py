@@ -20,6 +20,7 @@ from infra_helpers import (
     procfile,
     procfile_worker_queues,
     settings_env_names,
+    stage_names,
 )
 
 pytestmark = pytest.mark.infra
@@ -62,6 +63,12 @@ def test_builtin_resources_validate_strictly(overlay):
         except kv.SchemaNotFoundError:
             errors.append(f"no schema for {doc['apiVersion']} {doc['kind']} (unexpected custom resource?)")
     assert not errors, "\n".join(errors)
+
+
+def test_queues_are_the_stages():
+    """Every Stage has its own queue, so its own Procfile line, compose services and k8s pool."""
+    assert set(QUEUES) == set(stage_names())
+    assert set(procfile_worker_queues()) == set(stage_names())
 
 
 def test_kubernetes_validate_catches_errors():
@@ -268,6 +275,7 @@ def test_gpu_overlay_uses_gpus_and_external_services():
     assert scaled["worker-classify"]["spec"]["minReplicaCount"] >= 1
     assert scaled["worker-explain"]["spec"]["minReplicaCount"] == 0
     assert scaled["worker-detect"]["spec"]["minReplicaCount"] == 0
+    assert scaled["worker-assess"]["spec"]["minReplicaCount"] == 0
     for so in scaled.values():
         trig = so["spec"]["triggers"][0]
         assert trig["authenticationRef"]["name"] == "damagelens-redis"

@@ -1,8 +1,8 @@
 // Types mirroring docs/api.md (DamageLens HTTP API v1).
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type StageName = 'classify' | 'explain' | 'detect';
-export const STAGES: StageName[] = ['classify', 'explain', 'detect'];
+export type StageName = 'classify' | 'explain' | 'detect' | 'assess';
+export const STAGES: StageName[] = ['classify', 'explain', 'detect', 'assess'];
 
 export interface ErrorInfo {
   code: string;
@@ -80,10 +80,40 @@ export interface DetectionResult {
   model_version: string;
 }
 
+export type DamageType = 'dent' | 'scratch' | 'broken';
+export const DAMAGE_TYPES: DamageType[] = ['dent', 'scratch', 'broken'];
+export type SeverityLabel = 'minor' | 'moderate' | 'severe';
+
+export interface SeverityScore {
+  label: SeverityLabel;
+  confidence: number;
+  probabilities: Record<string, number>;
+}
+
+export interface Damage {
+  type: DamageType;
+  severity: SeverityLabel;
+  confidence: number;
+  box: Box;
+  box_normalized?: Box;
+}
+
+export interface AssessmentResult {
+  severity: SeverityScore;
+  damages: Damage[];
+  counts: Record<DamageType, number>;
+  image_width: number;
+  image_height: number;
+  image_url: string;
+  model: string;
+  model_version: string;
+}
+
 export interface JobResults {
   classification?: Classification;
   explanation?: Explanation;
   detection?: DetectionResult;
+  assessment?: AssessmentResult;
 }
 
 export interface Job {

@@ -3,6 +3,7 @@ import { cancelJob, toApiError, url } from '../api/client';
 import { isTerminal, STAGES, type ErrorInfo, type Job, type JobStatus, type StageName } from '../api/types';
 import { useJob } from '../hooks/useJob';
 import { jobHash, shortId } from '../lib/format';
+import { AssessmentView } from './AssessmentView';
 import { DetectionView } from './DetectionView';
 import { GradCamView } from './GradCamView';
 import { PredictionView } from './ProbabilityChart';
@@ -75,6 +76,12 @@ function resultTabs(job: Job): TabDef[] {
       id: 'detection',
       label: `Detection${mark('detect')}`,
       panel: r.detection ? <DetectionView inputUrl={inputUrl} result={r.detection} /> : <StagePending job={job} stage="detect" what="Detection" />,
+    });
+  if (job.stages?.assess)
+    tabs.push({
+      id: 'assessment',
+      label: `Assessment${mark('assess')}`,
+      panel: r.assessment ? <AssessmentView inputUrl={inputUrl} result={r.assessment} /> : <StagePending job={job} stage="assess" what="Assessment" />,
     });
   return tabs;
 }

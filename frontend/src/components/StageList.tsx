@@ -1,6 +1,6 @@
 import { STAGES, type Job, type JobStatus, type StageName } from '../api/types';
 
-export const STAGE_LABELS: Record<StageName, string> = { classify: 'Classify', explain: 'Explain', detect: 'Detect' };
+export const STAGE_LABELS: Record<StageName, string> = { classify: 'Classify', explain: 'Explain', detect: 'Detect', assess: 'Assess' };
 const STATUS_TEXT: Record<JobStatus, string> = {
   queued: 'queued',
   running: 'running',

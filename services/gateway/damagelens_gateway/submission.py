@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from damagelens.imaging import inspect_upload
 from damagelens.jobs import JobMeta
 from damagelens.jobs.state import utcnow
-from damagelens.schemas import ALL_STAGES, CAM_METHODS, Stage, StageTask
+from damagelens.schemas import ALL_STAGES, CAM_METHODS, DEFAULT_STAGES, Stage, StageTask
 from damagelens.settings import Settings
 from damagelens.storage import job_key
 from damagelens.webhooks.guard import WebhookRefused
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def parse_tasks(raw: str | None) -> list[Stage]:
     if raw is None or not raw.strip():
-        return list(ALL_STAGES)
+        return list(DEFAULT_STAGES)
     wanted: list[Stage] = []
     for part in (p.strip().lower() for p in raw.split(",")):
         if not part:
@@ -30,10 +30,10 @@ def parse_tasks(raw: str | None) -> list[Stage]:
         try:
             stage = Stage(part)
         except ValueError:
-            raise ApiError(422, "unknown_task", f"Unknown task {part!r}; valid tasks: classify, explain, detect.") from None
+            raise ApiError(422, "unknown_task", f"Unknown task {part!r}; valid tasks: {', '.join(ALL_STAGES)}.") from None
         if stage not in wanted:
             wanted.append(stage)
-    return [s for s in ALL_STAGES if s in wanted] or list(ALL_STAGES)
+    return [s for s in ALL_STAGES if s in wanted] or list(DEFAULT_STAGES)
 
 
 @dataclass(frozen=True)

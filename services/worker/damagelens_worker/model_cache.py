@@ -71,6 +71,21 @@ def detector(name: str | None = None):
         return Detector(entry, device=str(device()), conf=settings.detect_conf, imgsz=settings.detect_imgsz)
 
 
+@lru_cache(maxsize=1)
+def assessor():
+    """Severity model + typed detector for the assess stage (names from settings)."""
+    from damagelens.vision.assess import Assessor
+    from damagelens.vision.detector import Detector
+    from damagelens.vision.loading import load_classifier
+
+    settings = get_settings()
+    severity = registry().get(settings.severity_model, task="severity")
+    typed = registry().get(settings.damage_types_model, task="detect")
+    with _lock:
+        detector = Detector(typed, device=str(device()), conf=settings.assess_conf, imgsz=settings.assess_imgsz)
+        return Assessor(severity, load_classifier(severity, device()), detector)
+
+
 def warm_up(queue: str) -> None:
     """Load and run each default model once so the first real job pays no start-up cost."""
     from PIL import Image
@@ -88,6 +103,8 @@ def warm_up(queue: str) -> None:
         explainer(registry().get(settings.default_model).name, settings.cam_method)(blank)
     elif queue == "detect":
         detector()(blank)
+    elif queue == "assess":
+        assessor()(blank, "")
     log.info("worker warm", extra={"queue": queue, "device": str(device())})
 
 

@@ -300,6 +300,147 @@ def train_detect(
     _echo_json(summary)
 
 
+@train_app.command("severity")
+def train_severity(
+    data: Annotated[
+        Path | None, typer.Option(help="folder with train/ and val/, each minor|moderate|severe; default <data_dir>/damage-severity")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="override the preset's epochs (early stopping on val still applies)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a training setting, key=value (repeatable)")] = None,
+    input_size: Annotated[int | None, typer.Option(help="override the preset's input size")] = None,
+    variant: Annotated[int | None, typer.Option(help="EfficientNet-Lite variant 0|1|2 (default: the preset's)")] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+    out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/severity"),
+    seed: Annotated[int, typer.Option()] = 0,
+    install: Annotated[bool, typer.Option(help="copy the weights into the registry as `severity`")] = False,
+) -> None:
+    """Photo-level severity: fit on train, early-stop and score on val; prints the val metrics JSON last."""
+    from dataclasses import replace
+
+    from damagelens.training.classify import holdout_fit
+    from damagelens.training.data import scan_image_folder
+    from damagelens.training.export import save_fp16_safetensors
+    from damagelens.training.presets import SEVERITY_PRESETS, preset_entry
+    from damagelens.training.report import confusion_png
+
+    _threads(device)
+    preset = SEVERITY_PRESETS["severity"]
+    cfg = _apply_overrides(replace(preset.config, seed=seed, **({"epochs": epochs} if epochs else {})), set_ or [])
+    changes: dict = {"config": cfg}
+    if input_size:
+        changes["input_size"] = input_size
+    if variant is not None:
+        changes["options"] = {**preset.options, "variant": variant}
+    preset = replace(preset, **changes)
+    entry = preset_entry("severity", preset)
+    root = data or Path(_settings().data_dir) / "damage-severity"
+    train_records, train_scan = scan_image_folder(root / "train", preset.labels)
+    val_records, val_scan = scan_image_folder(root / "val", preset.labels)
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "scan.json").write_text(json.dumps({"train": train_scan.as_dict(), "val": val_scan.as_dict()}, indent=2))
+    t0 = time.perf_counter()
+    model, _res, val = holdout_fit(entry, train_records, val_records, cfg, cache_dir=run / "cache", out_dir=run / "fit")
+    (run / "val.json").write_text(json.dumps(val, indent=2))
+    confusion_png(val["confusion"], list(entry.labels), run / "confusion.png", f"severity: val, macro-F1 {val['macro_f1']:.3f}")
+    weights = save_fp16_safetensors(model, run / "severity-v1.safetensors", {"name": "severity", "best_epoch": str(val["best_epoch"])})
+    summary = {
+        "model": "severity",
+        "input_size": preset.input_size,
+        "options": preset.options,
+        "n_train": len(train_records),
+        **{k: val[k] for k in ("n", "accuracy", "macro_f1", "confusion", "labels", "best_epoch")},
+        "seconds": round(time.perf_counter() - t0, 1),
+        "weights": str(weights),
+    }
+    if install:
+        from damagelens.training.install import install_weights
+
+        install_weights(
+            Path(_settings().registry_path),
+            "severity",
+            weights,
+            {
+                "task": "severity",
+                "architecture": preset.architecture,
+                "version": "1.0.0",
+                "trained": True,
+                "input_size": preset.input_size,
+                "mean": list(entry.mean),
+                "std": list(entry.std),
+                "labels": list(entry.labels),
+                "cam_target_layer": preset.cam_target_layer,
+                "options": preset.options,
+                "metrics": {"val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]},
+                "description": preset.description + f"; val macro-F1 {val['macro_f1']:.3f}",
+            },
+        )
+    _echo_json(summary)
+
+
+@train_app.command("damage-types")
+def train_damage_types(
+    data: Annotated[Path | None, typer.Option(help="lensor folder (annotations/, images/); default <data_dir>/detection/lensor")] = None,
+    epochs: Annotated[int, typer.Option(help="upper bound; --hours re-plans the epochs to fit")] = 20,
+    hours: Annotated[float | None, typer.Option(help="wall-time cap (Ultralytics `time=`)")] = None,
+    imgsz: Annotated[int, typer.Option()] = 416,
+    batch: Annotated[int, typer.Option()] = 8,
+    lr0: Annotated[float, typer.Option()] = 0.002,
+    device: Annotated[str, typer.Option()] = "cpu",
+    init: Annotated[Path | None, typer.Option(help="start checkpoint; default: the registry's `detector` weights")] = None,
+    out: Annotated[Path, typer.Option()] = Path("runs/damage-types"),
+    seed: Annotated[int, typer.Option()] = 0,
+    install: Annotated[bool, typer.Option(help="copy best.pt into the registry as `damage-types`")] = False,
+) -> None:
+    """YOLOv8n with 3 type classes (dent/scratch/broken) on lensor train, selected on lensor val, scored on lensor test."""
+    ensure_offline_env()
+    from damagelens.registry.weights import resolve_weights
+    from damagelens.training.damage_types import DAMAGE_TYPES, build_typed_dataset, score_typed_detector
+    from damagelens.training.yolo import finalize_checkpoint, train_detector
+
+    _threads(device)
+    root = data or Path(_settings().data_dir) / "detection" / "lensor"
+    out = Path(out)
+    name = f"lensor-types-{imgsz}"
+    yaml_path = build_typed_dataset(root, out / "data")
+    if init is None:
+        init = resolve_weights(_registry().get("detector", task="detect"))
+    t0 = time.perf_counter()
+    best = train_detector(
+        init, yaml_path, out, epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, name=name, lr0=lr0,
+        single_cls=False, hours=hours, patience=100,
+    )  # fmt: skip
+    final = finalize_checkpoint(best, out / "damage-types-v1.pt", names=dict(enumerate(DAMAGE_TYPES)))
+    summary: dict = {"weights": str(final), "train_seconds": round(time.perf_counter() - t0, 1), "imgsz": imgsz}
+    summary.update(score_typed_detector(final, root, out / "score", imgsz=imgsz))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if install:
+        from damagelens.training.install import install_weights
+
+        test = summary["test"]
+        install_weights(
+            Path(_settings().registry_path),
+            "damage-types",
+            final,
+            {
+                "task": "detect",
+                "architecture": "yolo",
+                "version": "1.0.0",
+                "trained": True,
+                "input_size": imgsz,
+                "labels": list(DAMAGE_TYPES),
+                "metrics": {
+                    "test_map50": test["map50"],
+                    "test_map50_95": test["map50_95"],
+                    "test_agnostic_map50": summary["test_agnostic"]["map50"],
+                },
+                "description": f"YOLOv8n (COCO, AGPL-3.0) fine-tuned at {imgsz} px on lensor train (CC BY 4.0); classes "
+                f"dent/scratch/broken; lensor test mAP50 {test['map50']:.3f} / mAP50-95 {test['map50_95']:.3f}",
+            },
+        )
+    _echo_json(summary)
+
+
 # ---------------------------------------------------------------- evaluate
 
 
@@ -321,14 +462,62 @@ def evaluate_classify(
     _echo_json(result)
 
 
+@evaluate_app.command("severity")
+def evaluate_severity(
+    data: Annotated[Path, typer.Option(help="one folder per class: minor, moderate, severe")],
+    model: Annotated[str, typer.Option(help="registry name of a severity model")] = "severity",
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON line")] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Accuracy, macro-F1 and confusion matrix; the last stdout line is the JSON result."""
+    from damagelens.training.evaluate import evaluate_classifier_folder
+
+    _threads(device)
+    entry = _registry().get(model, task="severity")
+    result = evaluate_classifier_folder(entry, data, device="cpu" if device == "auto" else device, class_dirs=tuple(entry.labels))
+    if not as_json:
+        typer.echo(f"{entry.name}: n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}", err=False)
+    _echo_json(result)
+
+
+@evaluate_app.command("region-severity")
+def evaluate_region_severity(
+    data: Annotated[Path | None, typer.Option(help="lensor folder; default <data_dir>/detection/lensor")] = None,
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    model: Annotated[str, typer.Option(help="registry name of a severity model")] = "severity",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per-region severity as the assess stage computes it (severity model on a crop of each box),
+    scored against lensor's per-box severity on its annotated boxes; the last stdout line is the JSON."""
+    from damagelens.training.damage_types import score_region_severity
+    from damagelens.vision.loading import load_classifier
+
+    _threads("cpu")
+    entry = _registry().get(model, task="severity")
+    root = data or Path(_settings().data_dir) / "detection" / "lensor"
+    import torch
+
+    result = score_region_severity(entry, load_classifier(entry, torch.device("cpu"), half=False), root, split)
+    if not as_json:
+        for key in ("region_crop", "photo_severity_for_every_box", "all_minor"):
+            typer.echo(f"{key}: accuracy={result[key]['accuracy']:.4f} macro_f1={result[key]['macro_f1']:.4f}")
+    _echo_json(result)
+
+
 @evaluate_app.command("detect")
 def evaluate_detect(
     data: Annotated[Path, typer.Option(help="folder with images/ and labels/ (YOLO txt); all boxes are `damage`")],
     model: Annotated[str | None, typer.Option(help="registry name; default: settings detector_model")] = None,
+    agnostic: Annotated[
+        bool, typer.Option("--agnostic", help="score every predicted box as `damage` whatever its type (required for typed models)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     imgsz: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """mAP50 and mAP50-95; the last stdout line is the JSON result."""
+    """mAP50 and mAP50-95 against one-class labels; the last stdout line is the JSON result.
+
+    Every label box is `damage`; a typed detector (dent/scratch/broken) is scored only with `--agnostic`
+    (its boxes counted as `damage`), so it can be compared with the one-class `detector` on the same boxes."""
     import contextlib
     import io
 
@@ -336,10 +525,14 @@ def evaluate_detect(
     from damagelens.training.yolo import evaluate_detect_folder
 
     entry = _registry().get(model or _settings().detector_model, task="detect")
+    if len(entry.labels) > 1 and not agnostic:
+        raise typer.BadParameter(f"{entry.name} predicts {list(entry.labels)}; against one-class labels pass --agnostic")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         result = evaluate_detect_folder(resolve_weights(entry), data, imgsz=imgsz or entry.input_size)
     result["model"] = entry.name
+    result["agnostic"] = True  # one-class labels: every box counts as `damage`, whatever the model's classes
+    result["model_classes"] = list(entry.labels)
     if not as_json:
         typer.echo(buf.getvalue().rstrip())
     _echo_json(result)

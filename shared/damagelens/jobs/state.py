@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from damagelens.schemas import (
     TERMINAL,
+    AssessResult,
     ClassifyResult,
     DetectResult,
     ErrorInfo,
@@ -27,8 +28,14 @@ RESULT_TYPES: dict[Stage, type[BaseModel]] = {
     Stage.classify: ClassifyResult,
     Stage.explain: ExplainResult,
     Stage.detect: DetectResult,
+    Stage.assess: AssessResult,
 }
-RESULT_FIELDS: dict[Stage, str] = {Stage.classify: "classification", Stage.explain: "explanation", Stage.detect: "detection"}
+RESULT_FIELDS: dict[Stage, str] = {
+    Stage.classify: "classification",
+    Stage.explain: "explanation",
+    Stage.detect: "detection",
+    Stage.assess: "assessment",
+}
 
 
 def utcnow() -> datetime:

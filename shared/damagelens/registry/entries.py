@@ -30,7 +30,7 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     name: str
-    task: Literal["classify", "detect"]
+    task: Literal["classify", "detect", "severity"] = Field(description="severity: photo-level minor/moderate/severe (the assess stage)")
     architecture: str = Field(description="key of a registered architecture builder (or `yolo`)")
     version: str
     weights: str | None = Field(None, description="path relative to the registry file, s3://bucket/key or hf://repo/file@rev")
@@ -51,7 +51,7 @@ class ModelEntry(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ModelEntry:
-        if self.task == "classify" and not self.labels:
+        if self.task in ("classify", "severity") and not self.labels:
             raise ValueError(f"classifier {self.name!r} needs labels")
         if self.weights is not None and self.sha256 is None:
             raise ValueError(f"weights of {self.name!r} need a sha256 (checked on every load)")

@@ -209,7 +209,7 @@ def lr_lambda(step: int, total: int, warmup: int) -> float:
 
 def sampling_weights(labels: np.ndarray, train_idx: np.ndarray, balanced: bool) -> np.ndarray:
     """Per-photo draw probabilities: inverse class frequency (class-balanced) or uniform."""
-    counts = np.bincount(labels[train_idx], minlength=6).astype(float)
+    counts = np.bincount(labels[train_idx], minlength=int(labels.max()) + 1).astype(float)
     weights = (1.0 / np.maximum(counts, 1))[labels[train_idx]] if balanced else np.ones(len(train_idx))
     return weights / weights.sum()
 
@@ -393,17 +393,19 @@ def classification_metrics(y_true, y_pred, labels: tuple[str, ...]) -> dict:
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     cm = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
-    return {
+    out = {
         "n": len(y_true),
         "accuracy": round(float((y_true == y_pred).mean()) if len(y_true) else 0.0, 4),
         "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", labels=list(range(len(labels))), zero_division=0)), 4),
-        "view_accuracy": round(float((y_true // 3 == y_pred // 3).mean()) if len(y_true) else 0.0, 4),
-        "condition_accuracy": round(float((y_true % 3 == y_pred % 3).mean()) if len(y_true) else 0.0, 4),
-        # damaged photos (breakage/crushed) called "Normal": the costly miss for triage
-        "damaged_called_normal": round(float((y_pred[y_true % 3 != 2] % 3 == 2).mean()) if (y_true % 3 != 2).any() else 0.0, 4),
-        "confusion": cm.tolist(),
-        "labels": list(labels),
     }
+    if len(labels) == 6:  # the seed's view × condition labels: the two marginal accuracies say which half errs
+        out["view_accuracy"] = round(float((y_true // 3 == y_pred // 3).mean()) if len(y_true) else 0.0, 4)
+        out["condition_accuracy"] = round(float((y_true % 3 == y_pred % 3).mean()) if len(y_true) else 0.0, 4)
+        # damaged photos (breakage/crushed) called "Normal": the costly miss for triage
+        damaged = y_true % 3 != 2
+        out["damaged_called_normal"] = round(float((y_pred[damaged] % 3 == 2).mean()) if damaged.any() else 0.0, 4)
+    out.update({"confusion": cm.tolist(), "labels": list(labels)})
+    return out
 
 
 def cv_metrics(labels: np.ndarray, oof: np.ndarray, fold_metrics: list[dict], entry: ModelEntry, cfg, started: float, **extra) -> dict:
@@ -521,3 +523,37 @@ def final_fit(
     _reinit_head(model, cfg.seed)
     res = fit(net, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux)
     return model.eval(), res
+
+
+def holdout_fit(
+    entry: ModelEntry,
+    train_records: list[ImageRecord],
+    val_records: list[ImageRecord],
+    cfg: TrainConfig,
+    cache_dir: Path | None = None,
+    out_dir: Path | None = None,
+    pretrained: bool = True,
+) -> tuple[nn.Module, FitResult, dict]:
+    """Train on a given train split, select on the given val split (early stopping on its loss when
+    `cfg.patience`), and score the selected model on val. For label sets with their own fixed split
+    (e.g. severity), where cross-validation would ignore the split the data comes with."""
+    from damagelens.vision.architectures import build_architecture
+
+    torch.manual_seed(cfg.seed)
+    model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
+    train_cache = build_stem_cache(model, entry, train_records, cfg, cache_dir)
+    val_cache = build_stem_cache(
+        model, entry.model_copy(update={"name": f"{entry.name}-val"}), val_records, replace(cfg, n_aug=0), cache_dir
+    )
+    n_views = train_cache[0].shape[1]
+    pad = torch.tensor([0, 1] + [0] * (n_views - 2))  # val needs only its eval and mirror views; pad to the cache's width
+    cache = [torch.cat([t, v[:, pad]]) for t, v in zip(train_cache, val_cache, strict=True)]
+    labels = np.array([r.label for r in train_records] + [r.label for r in val_records])
+    n_train = len(train_records)
+    val_idx = np.arange(n_train, len(labels))
+    _reinit_head(model, cfg.seed)
+    res = fit(model, cache, labels, np.arange(n_train), cfg, monitor_idx=val_idx, out_dir=out_dir, desc=f"{entry.name} train")
+    probs = predict_cached(model, cache, val_idx, tta=cfg.tta).numpy()
+    metrics = classification_metrics(labels[val_idx], probs.argmax(1), entry.labels)
+    metrics.update({"best_epoch": res.best_epoch, "train_seconds": round(res.seconds, 1), "config": asdict(cfg)})
+    return model.eval(), res, metrics

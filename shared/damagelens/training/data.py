@@ -154,7 +154,8 @@ def stratified_kfold(labels: list[int] | np.ndarray, k: int, seed: int = 0) -> l
 @dataclass(frozen=True)
 class DetItem:
     image: Path
-    boxes: tuple[tuple[float, float, float, float], ...]  # normalised cx, cy, w, h (class collapsed to damage)
+    boxes: tuple[tuple[float, float, float, float], ...]  # normalised cx, cy, w, h
+    classes: tuple[int, ...] = ()  # one class id per box; empty = every box is class 0 `damage`
 
 
 def scan_yolo_dataset(root: Path, min_side: int = 32) -> tuple[list[DetItem], dict]:
@@ -241,7 +242,9 @@ def write_yolo_view(items: list[DetItem], out_dir: Path, split: str) -> Path:
         link = img_dir / (stem + it.image.suffix.lower())
         if not link.exists():
             link.symlink_to(it.image.resolve())
-        (lab_dir / (stem + ".txt")).write_text("".join(f"0 {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for cx, cy, w, h in it.boxes))
+        classes = it.classes or (0,) * len(it.boxes)
+        lines = (f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, (cx, cy, w, h) in zip(classes, it.boxes, strict=True))
+        (lab_dir / (stem + ".txt")).write_text("".join(lines))
     return img_dir
 
 

@@ -22,13 +22,16 @@ def load_entry_model(entry: ModelEntry, device: str = "cpu") -> nn.Module:
 
 
 @torch.no_grad()
-def evaluate_classifier_folder(entry: ModelEntry, folder: Path, device: str = "cpu", model: nn.Module | None = None) -> dict:
-    """`folder` holds one sub-folder per class (F_Breakage … R_Normal). Prediction uses exactly the
-    service preprocessing (`damagelens.vision.preprocess.to_input_tensor`)."""
+def evaluate_classifier_folder(
+    entry: ModelEntry, folder: Path, device: str = "cpu", model: nn.Module | None = None, class_dirs: tuple[str, ...] = CLASS_DIRS
+) -> dict:
+    """`folder` holds one sub-folder per class (`class_dirs`, in label order: F_Breakage … R_Normal for
+    the 6-class models, minor|moderate|severe for severity). Prediction uses exactly the service
+    preprocessing (`damagelens.vision.preprocess.to_input_tensor`)."""
     from damagelens.training.classify import classification_metrics
     from damagelens.vision.preprocess import to_input_tensor
 
-    records, report = scan_image_folder(Path(folder), CLASS_DIRS, min_side=1)
+    records, report = scan_image_folder(Path(folder), class_dirs, min_side=1)
     model = model if model is not None else load_entry_model(entry, device)
     started = time.perf_counter()
     y_true, y_pred = [], []

@@ -20,6 +20,7 @@ class Preset:
     description: str = ""
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    labels: tuple[str, ...] = LABELS
 
     @property
     def recipe(self) -> str:
@@ -76,6 +77,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+SEVERITY_LABELS: tuple[str, ...] = ("minor", "moderate", "severe")
+
+SEVERITY_PRESETS: dict[str, Preset] = {
+    # Photo-level severity (`train severity`): its data comes with a train/val split, so it is fitted on
+    # train and selected (early stopping) on val by `classify.holdout_fit` instead of cross-validated.
+    "severity": Preset(
+        architecture="lite_single",
+        input_size=224,
+        options={"variant": 0, "split": 6},
+        cam_target_layer="backbone.bn2",
+        config=TrainConfig(epochs=30, lr_backbone=3e-4, n_aug=6, patience=6),
+        description="EfficientNet-Lite0 (ImageNet, Apache-2.0); last stage + conv head + linear head fine-tuned on VDS-2.5k train",
+        labels=SEVERITY_LABELS,
+    ),
+}
+
+
 def preset_entry(name: str, preset: Preset | None = None) -> ModelEntry:
     p = preset or PRESETS[name]
     return ModelEntry(
@@ -83,7 +101,7 @@ def preset_entry(name: str, preset: Preset | None = None) -> ModelEntry:
         task="classify",
         architecture=p.architecture,
         version="train",
-        labels=LABELS,
+        labels=p.labels,
         input_size=p.input_size,
         mean=p.mean,
         std=p.std,

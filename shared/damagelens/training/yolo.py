@@ -311,8 +311,11 @@ def train_detector(
     patience: int = 15,
     lr0: float = 0.002,
     name: str = "detector",
+    single_cls: bool = True,
+    hours: float | None = None,
 ) -> Path:
-    """Fine-tune with Ultralytics (single class, amp=False, plots=False); returns best.pt (FP16)."""
+    """Fine-tune with Ultralytics (amp=False, plots=False; single class unless `single_cls=False`;
+    `hours` caps the wall time, Ultralytics then re-plans the cosine schedule to fit); returns best.pt (FP16)."""
     ensure_offline_env()
     from ultralytics import YOLO
 
@@ -332,13 +335,14 @@ def train_detector(
         seed=seed,
         deterministic=True,
         patience=patience,
-        single_cls=True,
+        single_cls=single_cls,
         optimizer="AdamW",
         lr0=lr0,
         cos_lr=True,
         warmup_epochs=2,
         close_mosaic=max(1, epochs // 5),
         verbose=False,
+        **({"time": hours} if hours else {}),
     )
     return Path(out_dir) / name / "weights" / "best.pt"
 

@@ -69,4 +69,4 @@ def test_twenty_parallel_posts_with_one_key_make_one_job(s3_settings: Settings) 
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
     state = app.state
     assert len(state.jobs.client.keys("damagelens:job:*")) == 1
-    assert state.dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 1}
+    assert state.dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 1, "assess": 1}

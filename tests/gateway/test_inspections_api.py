@@ -38,7 +38,7 @@ def test_inspection_makes_one_job_per_photo_and_a_bad_photo_fails_alone(client: 
     assert bad["filename"] == "broken.jpg" and bad["job_id"] is None and bad["status"] == "failed"
     assert bad["error"]["code"] == "invalid_image" and bad["error"]["message"]
     assert all(p["job_id"] and p["status"] == "queued" for i, p in enumerate(body["jobs"]) if i != 2)
-    assert app_state.dispatcher.queue_lengths() == {"classify": 3, "explain": 3, "detect": 3}
+    assert app_state.dispatcher.queue_lengths() == {"classify": 3, "explain": 3, "detect": 3, "assess": 3}
 
     doc = client.get(body["links"]["self"]).json()
     assert doc["status"] == "queued" and doc["model"] == "fast" and doc["reference"] == "claim-42"

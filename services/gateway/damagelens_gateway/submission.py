@@ -60,6 +60,7 @@ def submit_job(
         content_type=info.content_type,
         width=info.width,
         height=info.height,
+        cam_method=cam_method,
     )
     try:
         jobs.create(meta)

@@ -43,6 +43,7 @@ class JobMeta(BaseModel):
     content_type: str
     width: int
     height: int
+    cam_method: str | None = None  # so a lost stage task can be sent again as it was
 
 
 class JobRecord(BaseModel):

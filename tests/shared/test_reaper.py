@@ -58,6 +58,9 @@ class RecordingBroker:
     def restore(self, tag: str) -> None:
         raise AssertionError("nothing to restore here")
 
+    def waiting(self) -> list[dict]:
+        return []
+
 
 def _settings(**extra) -> Settings:
     return Settings(heartbeat_interval_seconds=0.2, heartbeat_ttl_seconds=2, reaper_interval_seconds=0.1, **extra)
@@ -242,3 +245,37 @@ def test_a_message_is_not_taken_from_a_worker_whose_beats_lag(redis_url: str) ->
         conn.default_channel.basic_get("classify", no_ack=False)
         conn.default_channel.do_restore = False
     assert Reaper(store, dispatcher, settings).stranded(live_workers(store.client)) == []
+
+
+def test_the_audit_resends_a_queued_stage_whose_message_exists_nowhere(redis_url: str) -> None:
+    """The real broker: one stage's message waits in its queue, the other's was lost (popped by a
+    worker when Redis went down). Only the lost one is sent again, after two audits."""
+    from datetime import timedelta
+
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = _settings(redis_url=redis_url)
+    store = JobStore.from_url(redis_url, ttl_seconds=300)
+    old = utcnow() - timedelta(minutes=5)
+    meta = JobMeta(
+        id="lostmsg",
+        model="fast",
+        tasks=[Stage.classify, Stage.explain],
+        created_at=old,
+        input_key="jobs/lostmsg/input.jpg",
+        filename="c.jpg",
+        content_type="image/jpeg",
+        width=1,
+        height=1,
+        cam_method="hirescam",
+    )
+    store.create(meta)
+    dispatcher = Dispatcher(settings)
+    dispatcher.enqueue(StageTask(job_id="lostmsg", stage=Stage.classify, model="fast", input_key=meta.input_key))
+    reaper = Reaper(store, dispatcher, settings)
+    assert reaper.audit({}) == []  # first sighting: it might be in flight
+    assert reaper.audit({}) == [("lostmsg", Stage.explain)]
+    assert dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 0}
+    [resent] = [p for p in dispatcher.waiting() if p["stage"] == "explain"]
+    assert resent["cam_method"] == "hirescam"
+    assert reaper.audit({}) == [] and store.stats().messages_resent == 1  # now it waits in its queue

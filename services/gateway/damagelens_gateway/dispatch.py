@@ -17,9 +17,12 @@ PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "i
 
 
 def stage_payload(raw: bytes | str) -> dict | None:
-    """The StageTask payload inside a raw kombu message, or None for any other message."""
+    """The StageTask payload inside a raw kombu message (as queued, or as kept in the `unacked`
+    hash: `[message, exchange, routing key]`), or None for any other message."""
     try:
-        message = json.loads(raw)[0]
+        message = json.loads(raw)
+        if isinstance(message, list):
+            message = message[0]
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
@@ -77,6 +80,13 @@ class Dispatcher:
                 if tag in delivered:  # kombu writes both in one pipeline; a tag without a time is mid-write
                     messages.append(UnackedMessage(tag=tag, delivered_at=float(delivered[tag]), payload=stage_payload(raw)))
         return messages
+
+    def waiting(self) -> list[dict]:
+        """The StageTask payloads waiting in the stage queues (read in full: meant for an audit)."""
+        with self.celery.connection_for_write() as conn:
+            client = conn.default_channel.client
+            payloads = [stage_payload(raw) for queue in QUEUES.values() for raw in client.lrange(queue, 0, -1)]
+        return [p for p in payloads if p is not None]
 
     def restore(self, tag: str) -> None:
         """Put one unacknowledged message back at the head of its queue (kombu's own restore, atomic)."""

@@ -68,6 +68,9 @@ class ClusterCollector:
         )
         restored.add_metric([], stats.messages_restored)
         yield restored
+        resent = CounterMetricFamily("damagelens_messages_resent", "Queued stages whose lost message the reaper's audit sent again.")
+        resent.add_metric([], stats.messages_resent)
+        yield resent
         retries = CounterMetricFamily(
             "damagelens_retries", "Retries after transient errors, by kind (storage, redis, webhook).", labels=["kind"]
         )

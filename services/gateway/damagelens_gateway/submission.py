@@ -101,6 +101,7 @@ def submit_job(
         inspection_id=inspection_id,
         webhook_url=webhook.url if webhook else None,
         webhook_events=webhook.events if webhook else [],
+        cam_method=cam_method,
     )
     try:
         jobs.create(meta)

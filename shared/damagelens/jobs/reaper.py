@@ -28,12 +28,14 @@ import redis
 from pydantic import BaseModel
 
 from damagelens.jobs.liveness import WorkerBeat, live_workers, stage_ref
-from damagelens.jobs.store import JobStore, RunningStage
-from damagelens.schemas import Stage, StageTask
+from damagelens.jobs.state import utcnow
+from damagelens.jobs.store import KEY_PREFIX, JobNotFound, JobStore, RunningStage
+from damagelens.schemas import Stage, StageTask, Status
 from damagelens.settings import Settings
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "damagelens:reaper:lock"
+AUDIT_SECONDS = 30.0
 ALIVE_PREFIX = "damagelens:reaper:alive:"
 
 
@@ -49,6 +51,8 @@ class Broker(Protocol):
     def unacked(self) -> list[UnackedMessage]: ...
 
     def restore(self, tag: str) -> None: ...
+
+    def waiting(self) -> list[dict]: ...
 
 
 _RENEW = """
@@ -73,6 +77,9 @@ class Reaper:
         self._renew = jobs.client.register_script(_RENEW)
         self._unheld_since: dict[tuple[str, Stage], float] = {}
         self._quiet_until = 0.0
+        self.audit_every = AUDIT_SECONDS
+        self._next_audit = time.monotonic() + AUDIT_SECONDS
+        self._missing: set[tuple[str, Stage]] = set()
 
     def is_leader(self) -> bool:
         client = self.jobs.client
@@ -148,7 +155,42 @@ class Reaper:
                 self._restore(message)
         for message in stranded.values():
             self._restore(message)
+        if now >= self._next_audit:
+            self._next_audit = now + self.audit_every
+            self.audit(beats)
         return reaped
+
+    def audit(self, beats: dict[str, WorkerBeat]) -> list[tuple[str, Stage]]:
+        """Send again the task of a `queued` stage whose message exists nowhere: not waiting in its
+        queue, not taken by any worker, not held. kombu's Redis transport pops a message and then
+        records it as unacknowledged in a second step; a Redis restart (or a worker killed) between
+        the two loses the message. Also covers a gateway killed between storing a job and
+        enqueuing it. A stage must be missing in two audits in a row (a message in flight is
+        never missing that long)."""
+        present = {ref for beat in beats.values() for ref in beat.holding}
+        present |= {stage_ref(m.payload["job_id"], m.payload["stage"]) for m in self.broker.unacked() if m.payload}
+        present |= {stage_ref(p["job_id"], p["stage"]) for p in self.broker.waiting()}
+        cutoff = utcnow().timestamp() - self.audit_every
+        missing: dict[tuple[str, Stage], StageTask] = {}
+        for key in self.jobs.client.scan_iter(match=KEY_PREFIX + "*", count=500):
+            try:
+                record = self.jobs.get(key.removeprefix(KEY_PREFIX))
+            except JobNotFound:
+                continue
+            meta = record.meta
+            if record.canceled or meta.created_at.timestamp() > cutoff:
+                continue
+            for stage, state in record.stages.items():
+                if state.status == Status.queued and stage_ref(meta.id, stage.value) not in present:
+                    task = StageTask(job_id=meta.id, stage=stage, model=meta.model, input_key=meta.input_key, cam_method=meta.cam_method)
+                    missing[(meta.id, stage)] = task
+        resent = [key for key in missing if key in self._missing]
+        self._missing = set(missing) - set(resent)
+        for key in resent:
+            self.broker.enqueue(missing[key])
+            self.jobs.count_resent()
+            log.warning("sent again a queued stage whose message was lost", extra={"job_id": key[0], "stage": key[1].value})
+        return resent
 
     def _restore(self, message: UnackedMessage) -> None:
         self.broker.restore(message.tag)

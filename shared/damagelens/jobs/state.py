@@ -56,6 +56,7 @@ class JobMeta(BaseModel):
     inspection_id: str | None = None
     webhook_url: str | None = None
     webhook_events: list[str] = []
+    cam_method: str | None = None  # so a lost stage task can be sent again as it was
 
 
 class JobRecord(BaseModel):

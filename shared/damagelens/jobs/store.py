@@ -99,6 +99,7 @@ class ClusterStats(BaseModel):
     stages_reaped: dict[Stage, int] = Field(default_factory=dict, description="running stages re-enqueued because their worker died")
     retries: dict[str, int] = Field(default_factory=dict, description="transient-error retries by kind (storage, redis, webhook, …)")
     messages_restored: int = Field(0, description="unacknowledged messages of dead workers put back on their queue by the reaper")
+    messages_resent: int = Field(0, description="queued stages whose message was lost, sent again by the reaper's audit")
 
 
 class RunningStage(BaseModel):
@@ -247,6 +248,10 @@ class JobStore:
         )
         return done == 1
 
+    def count_resent(self) -> None:
+        """Count one queued stage whose lost message the reaper's audit sent again."""
+        self.client.hincrby(STATS_KEY, "messages_resent", 1)
+
     def count_restored(self) -> None:
         """Count one broker message put back by the reaper (its worker died holding it)."""
         self.client.hincrby(STATS_KEY, "messages_restored", 1)
@@ -284,6 +289,7 @@ class JobStore:
             jobs_finished={s: int(raw.get(f"jobs:{s.value}", 0)) for s in TERMINAL},
         )
         stats.messages_restored = int(raw.get("messages_restored", 0))
+        stats.messages_resent = int(raw.get("messages_resent", 0))
         stats.retries = {k.partition(":")[2]: int(v) for k, v in raw.items() if k.startswith("retry:")}
         for stage in Stage:
             stats.stages_reaped[stage] = int(raw.get(f"reaped:{stage.value}", 0))

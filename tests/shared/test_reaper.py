@@ -275,7 +275,7 @@ def test_the_audit_resends_a_queued_stage_whose_message_exists_nowhere(redis_url
     reaper = Reaper(store, dispatcher, settings)
     assert reaper.audit({}) == []  # first sighting: it might be in flight
     assert reaper.audit({}) == [("lostmsg", Stage.explain)]
-    assert dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 0}
+    assert dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 0, "assess": 0}
     [resent] = [p for p in dispatcher.waiting() if p["stage"] == "explain"]
     assert resent["cam_method"] == "hirescam"
     assert reaper.audit({}) == [] and store.stats().messages_resent == 1  # now it waits in its queue

@@ -249,10 +249,23 @@ class UncertainPhoto(BaseModel):
     threshold: float
 
 
+class SeverityFinding(BaseModel):
+    """The worst photo-level severity of the inspection (assess stage) and the photo that shows it."""
+
+    label: SeverityLabel
+    confidence: float
+    photo_index: int
+    job_id: str
+    filename: str
+
+
 class VehicleSummary(BaseModel):
     front: ViewFinding | None = None
     rear: ViewFinding | None = None
     damage_regions: int = Field(0, description="detections summed over all photos")
+    severity: SeverityFinding | None = Field(None, description="worst photo-level severity; null when no photo was assessed")
+    damage_counts: DamageCounts | None = Field(None, description="typed damages summed over assessed photos; null when none was")
+    photos_assessed: int = Field(0, description="photos with an assess result")
     uncertain_photos: list[UncertainPhoto] = Field(default_factory=list)
     uncertainty_threshold: float = Field(0.5, description="top probability below which a photo counts as uncertain")
     photos_failed: int = 0

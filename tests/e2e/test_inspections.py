@@ -62,7 +62,17 @@ def test_twelve_photo_inspection_completes_with_a_vehicle_summary(finished_inspe
     assert summary["damage_regions"] == sum(j["results"]["detection"]["total_detections"] for j in jobs)
     uncertain = {u["job_id"] for u in summary["uncertain_photos"]}
     threshold = summary["uncertainty_threshold"]
-    assert uncertain == {j["id"] for j in jobs if j["results"]["classification"]["confidence"] < threshold}
+    classes = {j["id"]: j["results"]["classification"] for j in jobs}
+    assert uncertain == {i for i, c in classes.items() if c["confidence"] < threshold or c.get("review")}
+    # assess ran on every photo (default tasks): worst severity over the photos and the summed counts
+    assessments = {j["id"]: j["results"]["assessment"] for j in jobs}
+    assert summary["photos_assessed"] == 12 and all(assessments.values())
+    order = ["minor", "moderate", "severe"]
+    worst = max(order.index(a["severity"]["label"]) for a in assessments.values())
+    assert summary["severity"]["label"] == order[worst]
+    assert assessments[summary["severity"]["job_id"]]["severity"]["label"] == order[worst]
+    for kind in ("dent", "scratch", "broken"):
+        assert summary["damage_counts"][kind] == sum(a["counts"][kind] for a in assessments.values())
 
 
 def test_report_html_is_self_contained(stack: Stack, finished_inspection: dict) -> None:
@@ -70,12 +80,26 @@ def test_report_html_is_self_contained(stack: Stack, finished_inspection: dict) 
         response = client.get(finished_inspection["links"]["report"])
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     html = response.text
-    assert html.count('src="data:image/jpeg;base64,') == 36  # input, Grad-CAM overlay, detections × 12
+    # input, Grad-CAM overlay, detections × 12, plus the assessment image of each photo assess ran on
+    # (the default tasks include assess since issue 10, so that is every photo here: 48)
+    assessed = [p for p in finished_inspection["photos"] if p["job"]["results"].get("assessment")]
+    assert html.count('src="data:image/jpeg;base64,') == 36 + len(assessed)
+    assert len(assessed) == 12
     assert 'src="http' not in html and 'src="/' not in html
     assert "claim-e2e" in html and "Vehicle summary" in html and "Grad-CAM overlay" in html
     for photo in finished_inspection["photos"]:
         cls = photo["job"]["results"]["classification"]
         assert photo["filename"] in html and cls["model_version"] in html
+    summary = finished_inspection["summary"]
+    worst, counts = summary["severity"], summary["damage_counts"]
+    assert f"Severity (worst)</th><td>{worst['label']} ({worst['confidence']:.1%})" in html
+    total = f"{counts['dent']} dent(s), {counts['scratch']} scratch(es), {counts['broken']} broken part(s) over 12 photo(s)"
+    assert total in html
+    for photo in assessed:
+        severity = photo["job"]["results"]["assessment"]["severity"]
+        assert f"Severity <b>{severity['label']}</b> ({severity['confidence']:.1%})" in html
+    flagged = [p for p in finished_inspection["photos"] if p["job"]["results"]["classification"].get("review")]
+    assert html.count("<span class='review'>Needs review</span>") == len(flagged)
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 from damagelens.inspections import InspectionMeta, inspection_public, is_uncertain, uncertainty_threshold
 from damagelens.inspections.summary import aggregate_status
 from damagelens.schemas import (
+    AssessResult,
     ClassifyResult,
+    DamageCounts,
     DetectResult,
     ErrorInfo,
     InputInfo,
@@ -16,6 +18,7 @@ from damagelens.schemas import (
     JobLinks,
     JobPublic,
     JobResults,
+    SeverityScore,
     Stage,
     Status,
 )
@@ -29,7 +32,29 @@ class ReviewedResult(ClassifyResult):
     review: bool = False
 
 
-def _job(job_id: str, label: str, confidence: float, regions: int, status: Status = Status.succeeded, cls=ClassifyResult, **extra):
+def _assessment(severity: str, confidence: float, dent: int, scratch: int, broken: int) -> AssessResult:
+    return AssessResult(
+        severity=SeverityScore(label=severity, confidence=confidence, probabilities={severity: confidence}),
+        damages=[],
+        counts=DamageCounts(dent=dent, scratch=scratch, broken=broken),
+        image_width=10,
+        image_height=10,
+        image_url="/x",
+        model="severity+damage-types",
+        model_version="1+1",
+    )
+
+
+def _job(
+    job_id: str,
+    label: str,
+    confidence: float,
+    regions: int,
+    status: Status = Status.succeeded,
+    cls=ClassifyResult,
+    assessment: AssessResult | None = None,
+    **extra,
+):
     probs = {label: confidence}
     result = cls(label=label, confidence=confidence, probabilities=probs, model="fast", model_version="1.0.0", **extra)
     detection = DetectResult(
@@ -46,7 +71,7 @@ def _job(job_id: str, label: str, confidence: float, regions: int, status: Statu
         finished_at=NOW,
         input=InputInfo(filename=f"{job_id}.jpg", content_type="image/jpeg", width=10, height=10, url="/x"),
         stages={},
-        results=JobResults(classification=result, detection=detection),
+        results=JobResults(classification=result, detection=detection, assessment=assessment),
         error=None,
         links=JobLinks(self="/x", events="/x", input="/x"),
     )
@@ -72,6 +97,60 @@ def test_worst_condition_per_view_regions_and_uncertain_photos() -> None:
     assert doc.summary.damage_regions == 6
     assert [u.job_id for u in doc.summary.uncertain_photos] == ["d", "e"]
     assert doc.summary.photos_failed == 1 and doc.photos[5].error.code == "invalid_image"
+    # assess ran on none of these photos: no severity, no counts (not a misleading "0 damages")
+    assert doc.summary.severity is None and doc.summary.damage_counts is None and doc.summary.photos_assessed == 0
+
+
+def _inspection(jobs: dict, threshold: float = 0.5):
+    photos = [InspectionPhoto(index=i, filename=f"{j}.jpg", job_id=j, status=Status.queued) for i, j in enumerate(jobs)]
+    meta = InspectionMeta(id="i", reference=None, model="fast", tasks=[Stage.classify, Stage.assess], created_at=NOW, photos=photos)
+    return inspection_public(meta, jobs, threshold=threshold)
+
+
+def test_worst_severity_and_damage_counts_summed_over_assessed_photos() -> None:
+    jobs = {
+        "a": _job("a", "Front Breakage", 0.9, 2, assessment=_assessment("moderate", 0.95, dent=1, scratch=2, broken=0)),
+        "b": _job("b", "Front Crushed", 0.8, 1, assessment=_assessment("severe", 0.55, dent=2, scratch=0, broken=1)),
+        "c": _job("c", "Rear Normal", 0.95, 0),  # assess did not run: counts nothing
+        "d": _job("d", "Rear Breakage", 0.9, 3, assessment=_assessment("minor", 0.99, dent=0, scratch=4, broken=0)),
+    }
+    summary = _inspection(jobs).summary
+    # severe beats moderate and minor even at lower confidence; the finding names the photo
+    assert summary.severity is not None
+    assert (summary.severity.label, summary.severity.job_id, summary.severity.photo_index, summary.severity.filename) == (
+        "severe",
+        "b",
+        1,
+        "b.jpg",
+    )
+    assert summary.severity.confidence == 0.55
+    assert summary.damage_counts == DamageCounts(dent=3, scratch=6, broken=1)
+    assert summary.photos_assessed == 3
+
+
+def test_severity_ties_go_to_the_more_confident_photo() -> None:
+    jobs = {
+        "a": _job("a", "Front Breakage", 0.9, 0, assessment=_assessment("moderate", 0.6, 0, 0, 0)),
+        "b": _job("b", "Rear Breakage", 0.9, 0, assessment=_assessment("moderate", 0.8, 0, 1, 0)),
+        "c": _job("c", "Rear Normal", 0.9, 0, assessment=_assessment("minor", 0.99, 0, 0, 0)),
+    }
+    summary = _inspection(jobs).summary
+    assert (summary.severity.label, summary.severity.job_id) == ("moderate", "b")
+    assert summary.damage_counts == DamageCounts(dent=0, scratch=1, broken=0)
+
+
+def test_photos_the_classifier_flagged_for_review_are_listed_whatever_their_confidence() -> None:
+    """Issue 9: `results.classification.review` puts a photo in `uncertain_photos`, even above the threshold."""
+    jobs = {
+        "a": _job("a", "Front Normal", 0.97, 0, review=True),
+        "b": _job("b", "Front Breakage", 0.97, 1),
+        "c": _job("c", "Rear Crushed", 0.45, 1),  # below the threshold, not flagged: listed too
+    }
+    summary = _inspection(jobs, threshold=0.5).summary
+    assert [(u.job_id, u.photo_index, u.filename, u.confidence) for u in summary.uncertain_photos] == [
+        ("a", 0, "a.jpg", 0.97),
+        ("c", 2, "c.jpg", 0.45),
+    ]
 
 
 def test_threshold_comes_from_the_model_card_when_it_has_one() -> None:

@@ -1,6 +1,6 @@
 // Typed client for the DamageLens gateway. All errors are thrown as ApiError.
 import { getApiKey } from '../lib/apiKey';
-import type { ErrorInfo, InspectionAccepted, Job, ModelsResponse, StageName, SubmitResponse } from './types';
+import type { ErrorInfo, Inspection, InspectionAccepted, Job, ModelsResponse, StageName, SubmitResponse } from './types';
 
 const BASE: string = (import.meta.env?.VITE_API_BASE as string | undefined) ?? '';
 
@@ -140,6 +140,10 @@ export function submitInspection(files: { file: Blob; filename: string }[], mode
   for (const { file, filename } of files) form.append('images', file, filename);
   if (model) form.append('model', model);
   return request<InspectionAccepted>('/v1/inspections', { method: 'POST', body: form }, { timeoutMs: 300000, ...opts });
+}
+
+export function getInspection(id: string, opts?: RequestOptions): Promise<Inspection> {
+  return request<Inspection>(`/v1/inspections/${encodeURIComponent(id)}`, {}, opts);
 }
 
 export function reportUrl(inspectionId: string, format: 'html' | 'pdf' = 'html'): string {

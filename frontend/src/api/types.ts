@@ -168,6 +168,30 @@ export interface InspectionPhoto {
   error: ErrorInfo | null;
 }
 
+/** The worst photo-level severity of an inspection (assess stage) and the photo that shows it. */
+export interface SeverityFinding {
+  label: SeverityLabel;
+  confidence: number;
+  photo_index: number;
+  job_id: string;
+  filename: string;
+}
+
+/** The part of the vehicle summary the UI shows; the gateway sends more (see VehicleSummary). */
+export interface InspectionSummary {
+  severity?: SeverityFinding | null;
+  damage_counts?: Record<DamageType, number> | null;
+  photos_assessed?: number;
+  damage_regions?: number;
+}
+
+export interface Inspection {
+  id: string;
+  status: JobStatus;
+  progress: number;
+  summary: InspectionSummary;
+}
+
 export interface InspectionAccepted {
   id: string;
   status: JobStatus;

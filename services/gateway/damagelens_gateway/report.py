@@ -1,7 +1,8 @@
 """The inspection report: one self-contained HTML page (images inlined) and its PDF (WeasyPrint).
 
 Written for a claims adjuster to file: the vehicle summary first, then per photo the input, the
-Grad-CAM overlay, the detection image, the six probabilities as bars, models and analysis time.
+Grad-CAM overlay, the detection image, the assessment image (typed damages, severity), a "Needs review"
+mark where the classifier asked for a person, the six probabilities as bars, models and analysis time.
 Images are downscaled before inlining so a 24-photo report stays a few megabytes.
 """
 
@@ -15,7 +16,7 @@ from html import escape
 from PIL import Image
 
 from damagelens.jobs import JobNotFound
-from damagelens.schemas import InspectionPhotoPublic, InspectionPublic, JobPublic
+from damagelens.schemas import DamageCounts, InspectionPhotoPublic, InspectionPublic, JobPublic
 from damagelens.storage import ObjectNotFound, StorageError, job_key
 from damagelens_gateway.deps import Services
 
@@ -33,6 +34,7 @@ table { border-collapse: collapse; width: 100%; } td, th { border: 1px solid #cc
 figcaption { font-size: 8pt; color: #556; }
 .bar { background: #e8ebf2; height: 10px; width: 100%; } .bar span { display: block; height: 10px; background: #3b6fd8; }
 .failed { color: #b3261e; } .uncertain { color: #9a6700; }
+.review { color: #fff; background: #9a6700; padding: 1px 6px; border-radius: 3px; font-weight: bold; }
 """
 
 
@@ -69,12 +71,24 @@ def _probabilities(job: JobPublic) -> str:
     return f"<table class='probs'>{rows}</table>"
 
 
+def _counts(counts: DamageCounts) -> str:
+    return f"{counts.dent} dent(s), {counts.scratch} scratch(es), {counts.broken} broken part(s)"
+
+
+def _assessment(job: JobPublic) -> str:
+    result = job.results.assessment
+    if result is None:
+        return ""
+    return f" Severity <b>{escape(result.severity.label)}</b> ({result.severity.confidence:.1%}); {_counts(result.counts)}."
+
+
 def _models(job: JobPublic) -> str:
     parts = []
     for kind, result in (
         ("classifier", job.results.classification),
         ("Grad-CAM on", job.results.explanation),
         ("detector", job.results.detection),
+        ("assessment", job.results.assessment),
     ):
         if result is not None:
             parts.append(f"{kind} {escape(result.model)} {escape(result.model_version)}")
@@ -99,12 +113,15 @@ def _photo(services: Services, photo: InspectionPhotoPublic) -> str:
             _image(services, input_key, "input"),
             _image(services, job_key(job.id, "overlay.jpg") if job.results.explanation else None, "Grad-CAM overlay"),
             _image(services, job_key(job.id, "detection.jpg") if det else None, "detections"),
+            _image(services, job_key(job.id, "assessment.jpg") if job.results.assessment else None, "assessment"),
         ]
     )
+    review = " <span class='review'>Needs review</span>" if cls is not None and cls.review else ""
     analysed = job.finished_at.strftime("%Y-%m-%d %H:%M:%S UTC") if job.finished_at else "not finished"
     error = f"<p class='failed'>{escape(job.error.message)}</p>" if job.error else ""
     return (
-        f"<section class='photo'><h2>{title}</h2><p><b>{headline}</b>; {regions}. Status {job.status.value}.</p>{error}"
+        f"<section class='photo'><h2>{title}{review}</h2>"
+        f"<p><b>{headline}</b>; {regions}.{_assessment(job)} Status {job.status.value}.</p>{error}"
         f"<div class='images'>{images}</div>{_probabilities(job)}"
         f"<p class='meta'>Models: {_models(job)}. Analysed: {analysed}. Job {job.id}.</p></section>"
     )
@@ -121,6 +138,16 @@ def _summary(doc: InspectionPublic) -> str:
                 f"<td>photo {finding.photo_index + 1}: {escape(finding.filename)}</td></tr>"
             )
     rows.append(f"<tr><th>Damage regions</th><td colspan='2'>{doc.summary.damage_regions}</td></tr>")
+    severity, counts = doc.summary.severity, doc.summary.damage_counts
+    if severity is not None:
+        rows.append(
+            f"<tr><th>Severity (worst)</th><td>{escape(severity.label)} ({severity.confidence:.1%})</td>"
+            f"<td>photo {severity.photo_index + 1}: {escape(severity.filename)}</td></tr>"
+        )
+    else:
+        rows.append("<tr><th>Severity (worst)</th><td colspan='2'>not assessed</td></tr>")
+    if counts is not None:
+        rows.append(f"<tr><th>Damage types</th><td colspan='2'>{_counts(counts)} over {doc.summary.photos_assessed} photo(s)</td></tr>")
     uncertain = ", ".join(f"photo {u.photo_index + 1} ({u.confidence:.0%} &lt; {u.threshold:.0%})" for u in doc.summary.uncertain_photos)
     rows.append(f"<tr><th>Uncertain photos</th><td colspan='2' class='uncertain'>{uncertain or 'none'}</td></tr>")
     rows.append(f"<tr><th>Photos not analysed</th><td colspan='2'>{doc.summary.photos_failed}</td></tr>")

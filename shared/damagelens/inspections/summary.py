@@ -8,12 +8,15 @@ from damagelens.inspections.store import InspectionMeta, InspectionStore
 from damagelens.jobs import JobNotFound, JobStore
 from damagelens.jobs.state import webhook_info
 from damagelens.schemas import (
+    SEVERITY_LABELS,
     TERMINAL,
     ClassifyResult,
+    DamageCounts,
     InspectionLinks,
     InspectionPhotoPublic,
     InspectionPublic,
     JobPublic,
+    SeverityFinding,
     Status,
     UncertainPhoto,
     VehicleSummary,
@@ -49,9 +52,39 @@ def _split(label: str) -> tuple[str, str]:
     return view.lower(), condition
 
 
+def _assessment(summary: VehicleSummary, photos: list[InspectionPhotoPublic]) -> None:
+    """Worst photo-level severity (severe > moderate > minor, then the more confident) and the typed
+    damage counts summed over the photos the assess stage ran on; both stay null when it ran on none."""
+    worst: tuple[tuple[int, float], SeverityFinding] | None = None
+    counts = DamageCounts()
+    for photo in photos:
+        job = photo.job
+        result = job.results.assessment if job is not None else None
+        if job is None or result is None:
+            continue
+        summary.photos_assessed += 1
+        counts.dent += result.counts.dent
+        counts.scratch += result.counts.scratch
+        counts.broken += result.counts.broken
+        rank = (SEVERITY_LABELS.index(result.severity.label), result.severity.confidence)
+        if worst is None or rank > worst[0]:
+            finding = SeverityFinding(
+                label=result.severity.label,
+                confidence=result.severity.confidence,
+                photo_index=photo.index,
+                job_id=job.id,
+                filename=photo.filename,
+            )
+            worst = (rank, finding)
+    if summary.photos_assessed:
+        summary.damage_counts = counts
+        summary.severity = worst[1] if worst else None
+
+
 def vehicle_summary(photos: list[InspectionPhotoPublic], threshold: float) -> VehicleSummary:
     summary = VehicleSummary(uncertainty_threshold=threshold)
     worst: dict[str, tuple[tuple[int, float], ViewFinding]] = {}
+    _assessment(summary, photos)
     for photo in photos:
         if photo.status == Status.failed:
             summary.photos_failed += 1

@@ -89,6 +89,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The worker build holds the CUDA-bundling torch three times at its peak (builder stage, runtime
+# stage, the layer being committed): about 25 GB. Stale images of earlier runs go first if needed.
+NEED_GB=${SMOKE_NEED_GB:-25}
+free_gb() { df -BG --output=avail /var/lib | tail -n 1 | tr -dc '0-9'; }
+ensure_disk() {
+  [ "$(free_gb)" -ge "$NEED_GB" ] && return 0
+  log "only $(free_gb) GB free under /var/lib; removing dangling images of earlier builds"
+  podman image prune -f > /dev/null
+  [ "$(free_gb)" -ge "$NEED_GB" ] || { echo "container-smoke: need ${NEED_GB} GB free under /var/lib, have $(free_gb) GB" >&2; exit 1; }
+}
+
 # 2. base --------------------------------------------------------------------------------------
 bootstrap_base() {
   podman image exists "$STANDIN/debian:bookworm" && return 0
@@ -220,6 +231,7 @@ PY
 start_all=$(now)
 install_engine
 start_service
+ensure_disk
 timed base bootstrap_base
 timed standins build_standins
 build_project

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Live-update streams re-read the job this often even without a pub/sub message (nothing is missed)."
     )
 
+    # performance: inference backends (docs/benchmarks.md)
+    inference_backend: Literal["torch", "onnxruntime"] = Field(
+        "onnxruntime",
+        description="Classifier forward pass: `onnxruntime` (the registry model exported to `model_cache_dir/onnx` on first use, "
+        "keyed by its sha256) or `torch`. Grad-CAM always runs in torch. Default chosen by `scripts/bench_models.py --backends`.",
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

@@ -121,3 +121,6 @@ def test_export_is_keyed_by_the_weights_sha256(tmp_path: Path) -> None:
     changed = entry.model_copy(update={"sha256": "f" * 64})
     assert onnx_path_for(changed, tmp_path) != path  # a changed weight file never reuses the old graph
     assert not list(tmp_path.glob("onnx/.part-*"))  # no half-written files left behind
+    placeholder = entry.model_copy(update={"weights": None, "sha256": None})
+    resized = placeholder.model_copy(update={"input_size": 96})
+    assert onnx_path_for(placeholder, tmp_path) != onnx_path_for(resized, tmp_path)

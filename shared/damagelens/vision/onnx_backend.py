@@ -6,6 +6,7 @@ stale graph. Grad-CAM stays in torch (it needs gradients); only the forward pass
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -26,8 +27,13 @@ log = logging.getLogger(__name__)
 
 
 def onnx_path_for(entry: ModelEntry, cache_dir: Path) -> Path:
-    """`<cache>/onnx/<name>-<sha256[:16]>.onnx`; entries without weights (placeholders) are keyed `random`."""
-    key = (entry.sha256 or "random")[:16]
+    """`<cache>/onnx/<name>-<sha256[:16]>.onnx`; entries without weights (seeded placeholders) are keyed by
+    their architecture config instead, so an edited placeholder never reuses an old graph."""
+    if entry.sha256:
+        key = entry.sha256[:16]
+    else:
+        config = entry.model_dump_json(include={"architecture", "input_size", "labels", "options"})
+        key = "random-" + hashlib.sha256(config.encode()).hexdigest()[:12]
     return Path(cache_dir) / "onnx" / f"{entry.name}-{key}.onnx"
 
 

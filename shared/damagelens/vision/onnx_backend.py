@@ -55,6 +55,7 @@ def ensure_onnx(entry: ModelEntry, cache_dir: Path) -> Path:
     os.close(fd)
     try:
         export_onnx(model, entry, Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from workers running as another user on a shared cache
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,12 @@
 """Per-model CPU latency at batch 1 (median of N runs) for the registry classifiers and detector.
 
     python scripts/bench_models.py [--runs 30] [--threads 2] [--models fast accurate detector]
+    python scripts/bench_models.py --backends [--runs 30] [--rounds 5] [--thread-counts 1 2]
+    python scripts/bench_models.py --explain-profile [--runs 20] [--models fast accurate]
+
+`--backends` times the whole per-photo classify call (preprocess + forward + calibrated
+postprocess) in torch and ONNX Runtime in the same process, interleaved in rounds so that load
+from other processes falls on both alike; `--explain-profile` splits Grad-CAM's time into its parts.
 
 Models load through the service loader (registry → build_architecture → strict safetensors → FP32).
 Prints one line per model and a JSON summary as the last line.
@@ -42,7 +48,18 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="*", default=["fast", "accurate", "detector"])
+    ap.add_argument("--backends", action="store_true", help="classify: torch vs onnxruntime")
+    ap.add_argument("--explain-profile", action="store_true", help="Grad-CAM: where the time goes")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
     args = ap.parse_args()
+    if args.backends or args.explain_profile:
+        from bench_backends import compare_backends, explain_profile
+
+        models = [m for m in args.models if m != "detector"]
+        out = compare_backends(models, args.thread_counts, args.runs, args.rounds) if args.backends else explain_profile(models, args.runs)
+        print(json.dumps(out))
+        return
     torch.set_num_threads(args.threads)
 
     from damagelens.registry.entries import load_registry

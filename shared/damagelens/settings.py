@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     )
     assess_imgsz: int = Field(416, ge=32, description="Input size of the typed detector (what it was trained at).")
 
+    # performance: inference backends (docs/benchmarks.md)
+    inference_backend: Literal["torch", "onnxruntime"] = Field(
+        "onnxruntime",
+        description="Classifier forward pass: `onnxruntime` (the registry model exported to `model_cache_dir/onnx` on first use, "
+        "keyed by its sha256) or `torch`. Grad-CAM always runs in torch. Default chosen by `scripts/bench_models.py --backends`.",
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

@@ -52,6 +52,22 @@ def test_default_target_is_the_predicted_class(model) -> None:
     assert explanation.target_index == predicted
 
 
+@pytest.mark.parametrize("method", CAM_METHODS)
+def test_default_target_costs_one_forward_pass_and_explains_the_same_class(model, method: str) -> None:
+    """The target comes from the CAM's own forward (no second classification): one forward per call,
+    and the heatmap is the one an explicit target for that class gives."""
+    image = Image.new("RGB", (160, 120), (200, 40, 60))
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        implicit, _ = Explainer(model, ENTRY, method)(image)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    explicit, _ = Explainer(model, ENTRY, method)(image, target_index=implicit.target_index)
+    assert abs(implicit.heatmap - explicit.heatmap).max() < 1e-5
+
+
 def test_unknown_method_and_missing_layer_are_errors(model) -> None:
     with pytest.raises(ValueError):
         Explainer(model, ENTRY, "magic")

@@ -40,6 +40,27 @@ def classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
         return entry, load_classifier(entry, device())
 
 
+@lru_cache(maxsize=8)
+def onnx_classifier(name: str):
+    """The entry's ONNX Runtime session (exported into the model cache on first use)."""
+    from damagelens.vision.onnx_backend import OnnxClassifier, ensure_onnx
+
+    settings = get_settings()
+    entry = registry().get(name, task="classify")
+    with _lock:
+        return OnnxClassifier(entry, ensure_onnx(entry, settings.model_cache_dir), str(device()), settings.torch_threads)
+
+
+def classify(name: str, image):
+    """Classify one image with the configured backend (`DAMAGELENS_INFERENCE_BACKEND`)."""
+    if get_settings().inference_backend == "onnxruntime":
+        return onnx_classifier(name)(image)
+    from damagelens.vision.classify import classify_image
+
+    entry, model = classifier(name)
+    return classify_image(model, entry, image)
+
+
 @lru_cache(maxsize=4)
 def float_classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
     """A float32 copy for Grad-CAM (FP16 gradients are unstable); on CPU it is the only copy loaded."""
@@ -90,15 +111,12 @@ def warm_up(queue: str) -> None:
     """Load and run each default model once so the first real job pays no start-up cost."""
     from PIL import Image
 
-    from damagelens.vision.classify import classify_image
-
     settings = get_settings()
     blank = Image.new("RGB", (320, 240), (128, 128, 128))
     if queue == "classify":
         for entry in registry().list("classify"):
             if entry.name == settings.default_model or entry.trained:
-                _, model = classifier(entry.name)
-                classify_image(model, entry, blank)
+                classify(entry.name, blank)
     elif queue == "explain":
         explainer(registry().get(settings.default_model).name, settings.cam_method)(blank)
     elif queue == "detect":

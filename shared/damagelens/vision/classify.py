@@ -19,6 +19,20 @@ def needs_review(confidence: float, entry: ModelEntry) -> bool:
     return entry.review_threshold is not None and confidence < entry.review_threshold
 
 
+def result_from_logits(logits: torch.Tensor, entry: ModelEntry) -> ClassifyResult:
+    """Calibrated probabilities from one image's raw logits; shared by the torch and ONNX Runtime backends."""
+    probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32).cpu() / entry.temperature, dim=0).tolist()
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return ClassifyResult(
+        label=entry.labels[best],
+        confidence=round(probs[best], 6),
+        probabilities={label: round(p, 6) for label, p in zip(entry.labels, probs, strict=True)},
+        model=entry.name,
+        model_version=entry.version,
+        review=needs_review(probs[best], entry),
+    )
+
+
 @torch.inference_mode()
 def classify_image(model: nn.Module, entry: ModelEntry, image: Image.Image) -> tuple[ClassifyResult, dict[str, float]]:
     timer = StageTimer()
@@ -28,14 +42,5 @@ def classify_image(model: nn.Module, entry: ModelEntry, image: Image.Image) -> t
     with timer("inference"):
         logits = model(batch).float()
     with timer("postprocess"):
-        probs = torch.softmax(logits / entry.temperature, dim=1)[0].cpu().tolist()
-        best = max(range(len(probs)), key=probs.__getitem__)
-        result = ClassifyResult(
-            label=entry.labels[best],
-            confidence=round(probs[best], 6),
-            probabilities={label: round(p, 6) for label, p in zip(entry.labels, probs, strict=True)},
-            model=entry.name,
-            model_version=entry.version,
-            review=needs_review(probs[best], entry),
-        )
+        result = result_from_logits(logits[0], entry)
     return result, timer.ms

@@ -6,7 +6,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -60,11 +59,13 @@ class Explainer:
         with timer("preprocess"):
             batch = to_input_tensor(image, self.entry).to(device)
         with timer("inference"):
-            if target_index is None:
-                with torch.no_grad():
-                    target_index = int(self.model(batch).argmax(dim=1).item())
+            # Without a target the CAM explains the argmax of its own forward pass: no second
+            # forward just to pick the class (that was 15-25 % of the stage on CPU: docs/benchmarks.md).
+            targets = None if target_index is None else [ClassifierOutputTarget(target_index)]
             with CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
-                grayscale = cam(input_tensor=batch, targets=[ClassifierOutputTarget(target_index)])[0]
+                grayscale = cam(input_tensor=batch, targets=targets)[0]
+                if target_index is None:
+                    target_index = int(cam.outputs.argmax(dim=1).item())
         with timer("postprocess"):
             scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

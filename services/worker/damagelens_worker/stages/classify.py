@@ -12,10 +12,7 @@ from damagelens_worker.runner import TASK_OPTIONS, StageOutput, run_stage
 
 
 def classify(payload: StageTask, image: Image.Image) -> StageOutput:
-    from damagelens.vision.classify import classify_image
-
-    entry, model = model_cache.classifier(payload.model)
-    result, speed = classify_image(model, entry, image)
+    result, speed = model_cache.classify(payload.model, image)
     return StageOutput(result=result.model_dump(), speed_ms=speed)
 
 

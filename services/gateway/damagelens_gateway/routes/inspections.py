@@ -37,7 +37,7 @@ async def create_inspection(
     caller: CallerDep,
     images: list[UploadFile] | None = File(None, description="the photos, up to DAMAGELENS_INSPECTION_MAX_PHOTOS (repeat the field)"),
     model: str | None = Form(None),
-    tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
+    tasks: str | None = Form(None, description="comma-separated subset of classify,explain,detect,assess (default: all)"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
     reference: str | None = Form(None, max_length=200, description="your claim or vehicle id, echoed back"),
     webhook_url: str | None = Form(None, description="POSTed (signed, Standard Webhooks) when the whole inspection finishes"),

@@ -47,7 +47,7 @@ async def create_job(
     image: UploadFile | None = File(None, description="the photo"),
     file: UploadFile | None = File(None, description="alias of `image`"),
     model: str | None = Form(None),
-    tasks: str | None = Form(None, description="comma-separated: classify,explain,detect"),
+    tasks: str | None = Form(None, description="comma-separated subset of classify,explain,detect,assess (default: all)"),
     cam_method: str | None = Form(None, description="gradcam | hirescam | gradcam++"),
     webhook_url: str | None = Form(None, description="POSTed (signed, Standard Webhooks) when the job finishes"),
     webhook_events: str | None = Form(None, description="comma-separated; default job.succeeded,job.failed,job.canceled"),

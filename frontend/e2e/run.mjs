@@ -207,7 +207,7 @@ async function run(ctx) {
   check((await page.locator(`[data-testid="recent-jobs"] a[href="#/jobs/${jobId}"]`).count()) === 1, 'job missing from Recent jobs after reload');
   log('reopened by #/jobs/{id} after reload, listed in Recent jobs');
 
-  const inspection = INSPECTION_IMAGES.length ? await checkInspection(page) : null;
+  const inspection = INSPECTION_IMAGES.length ? await checkInspection(page, Boolean(statuses.assess)) : null;
 
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join(' | ')}`);
   const summary = { base: BASE, job_id: jobId, label, probability_bars: bars, overlay: overlaySize, detections: items, assessment, inspection, seconds: (Date.now() - t0) / 1000 };
@@ -216,7 +216,7 @@ async function run(ctx) {
 }
 
 /** Several photos at once: one inspection bar whose "Download report" serves the finished report. */
-async function checkInspection(page) {
+async function checkInspection(page, withAssessment) {
   log(`uploading ${INSPECTION_IMAGES.length} photos together`);
   await page.locator('input[type="file"]').setInputFiles(INSPECTION_IMAGES);
   const bar = page.getByTestId('inspection').first();
@@ -238,7 +238,9 @@ async function checkInspection(page) {
   if (download) html = fs.readFileSync(await download.path(), 'utf8');
   else html = await (await page.request.get(`${BASE}${href}`)).text();
   const images = (html.match(/src="data:image\/jpeg;base64,/g) || []).length;
-  check(images === 3 * INSPECTION_IMAGES.length, `report has ${images} inlined images, expected ${3 * INSPECTION_IMAGES.length}`);
+  // per photo: the input, the Grad-CAM overlay, the detection image, and the assessment image when assess ran
+  const expected = (withAssessment ? 4 : 3) * INSPECTION_IMAGES.length;
+  check(images === expected, `report has ${images} inlined images, expected ${expected}`);
   await page.screenshot({ path: path.join(OUT, 'desktop-inspection.png'), fullPage: true });
   log(`inspection ${id}: report with ${images} images (${download ? 'downloaded by the button' : 'fetched'})`);
   return { id, photos: INSPECTION_IMAGES.length, report_images: images };

@@ -114,8 +114,10 @@ def warm_up(queue: str) -> None:
     settings = get_settings()
     blank = Image.new("RGB", (320, 240), (128, 128, 128))
     if queue == "classify":
+        # The names clients reach (the default and the aliased current versions); kept older
+        # versions (`fast-v1`, …) load on their first request instead of slowing every start.
         for entry in registry().list("classify"):
-            if entry.name == settings.default_model or entry.trained:
+            if entry.name == settings.default_model or (entry.trained and entry.aliases):
                 classify(entry.name, blank)
     elif queue == "explain":
         explainer(registry().get(settings.default_model).name, settings.cam_method)(blank)

@@ -211,9 +211,17 @@ class Burst:
         for name, began, ended, running in self.fault_windows:
             ends = [finished_at.get((job_id, stage)) for stage, ids in running.items() for job_id in ids]
             ends = [e for e in ends if e is not None]
-            recovery = max(ends) - ended if ends else 0.0
-            report.recovery_seconds.append(max(0.0, recovery))
-            report.notes.append(f"{name}: {ended - began:.1f}s long, {sum(map(len, running.values()))} stages running at its start")
+            held = sum(map(len, running.values()))
+            if held:  # a fault that met no running stage has nothing to recover; it would pull the p50 to 0
+                if ends:
+                    recovery = max(0.0, max(ends) - ended)
+                    report.recovery_seconds.append(recovery)
+                    outcome = f"recovered in {recovery:.1f}s"
+                else:
+                    outcome = "none of them finished"  # also counted as stuck or failed below
+                report.notes.append(f"{name}: {ended - began:.1f}s long, {held} stages running at its start, {outcome}")
+            else:
+                report.notes.append(f"{name}: {ended - began:.1f}s long, no stage running at its start")
 
         # Storage: every object must be an artifact its job should have.
         s3 = boto3.client("s3", endpoint_url=s3_url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")

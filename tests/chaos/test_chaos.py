@@ -176,8 +176,9 @@ def test_burst_with_a_worker_sigkill_every_10s(stack: ChaosStack, photos: list[b
     rng = random.Random(1)
     burst = Burst(stack, photos, f"burst of {JOBS}, worker SIGKILL every 10 s")
     rate = 4.0
-    # Every 10 s for as long as the backlog takes to drain here (~1 job/s on 2 shared cores).
-    kills = [Fault(f"SIGKILL #{i + 1}", 5 + 10 * i, kill_random_worker(stack, rng)) for i in range(int(JOBS * 0.8 / 10) + 1)]
+    # Every 10 s while the burst is being submitted and 30 s beyond, so each kill meets a backlog (the
+    # workers drain ~4 jobs/s here: kills after that would hit idle workers and measure nothing).
+    kills = [Fault(f"SIGKILL #{i + 1}", 5 + 10 * i, kill_random_worker(stack, rng)) for i in range(int(JOBS / rate / 10) + 3)]
     burst.run(n_jobs=JOBS, rate_per_second=rate, faults=kills)
     report = settle_and_check(burst, stack, timeout=JOBS * 3.0)
     # A stage killed on every one of its deliveries fails by the attempt limit; nothing else may fail.

@@ -28,7 +28,7 @@ import redis
 from damagelens.jobs.store import RUNNING_PREFIX
 from tests.support.stack import TERMINAL, ChaosStack
 
-STAGE_ARTIFACTS = {"classify": set(), "explain": {"overlay.jpg", "heatmap.png"}, "detect": {"detection.jpg"}}
+STAGE_ARTIFACTS = {"classify": set(), "explain": {"overlay.jpg", "heatmap.png"}, "detect": {"detection.jpg"}, "assess": {"assessment.jpg"}}
 SUBMIT_GIVE_UP_SECONDS = 90.0
 
 
@@ -79,7 +79,7 @@ class ScenarioReport:
 
 
 class Burst:
-    def __init__(self, stack: ChaosStack, photos: list[bytes], scenario: str, tasks: str = "classify,explain,detect"):
+    def __init__(self, stack: ChaosStack, photos: list[bytes], scenario: str, tasks: str = "classify,explain,detect,assess"):
         self.stack, self.photos, self.tasks = stack, photos, tasks
         self.report = ScenarioReport(scenario)
         self.accepted: dict[str, float] = {}  # job id -> accepted at (wall clock)

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.slow]
 FULL = os.environ.get("CHAOS_PROFILE") == "full"
 JOBS = int(os.environ.get("CHAOS_JOBS", "1000"))
 REPORT = Path(os.environ.get("CHAOS_REPORT", REPO / "var" / "chaos" / "report.jsonl"))
-WORKERS = {"classify": "classify", "explain": "explain", "detect": "detect", "explain-2": "explain"}
+WORKERS = {"classify": "classify", "explain": "explain", "detect": "detect", "assess": "assess", "explain-2": "explain"}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_burst_with_a_worker_sigkill_every_10s(stack: ChaosStack, photos: list[b
     burst.run(n_jobs=JOBS, rate_per_second=rate, faults=kills)
     report = settle_and_check(burst, stack, timeout=JOBS * 3.0)
     # A stage killed on every one of its deliveries fails by the attempt limit; nothing else may fail.
-    assert set(report.failed) <= {f"{s}:worker_lost" for s in ("classify", "explain", "detect")}, report.summary()
+    assert set(report.failed) <= {f"{s}:worker_lost" for s in ("classify", "explain", "detect", "assess")}, report.summary()
 
 
 @full_only

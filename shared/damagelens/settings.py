@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     # performance: inference backends (docs/benchmarks.md)
     inference_backend: Literal["torch", "onnxruntime"] = Field(
         "onnxruntime",
-        description="Classifier forward pass: `onnxruntime` (the registry model exported to `model_cache_dir/onnx` on first use, "
-        "keyed by its sha256) or `torch`. Grad-CAM always runs in torch. Default chosen by `scripts/bench_models.py --backends`.",
+        description="Classifier and YOLO detector forward passes (classify, detect, assess): `onnxruntime` (the registry model "
+        "exported to `model_cache_dir/onnx` on first use, keyed by its sha256) or `torch`. Grad-CAM always runs in torch. "
+        "Default chosen by `scripts/bench_models.py --backends`.",
     )
 
     @field_validator("task_time_limit_seconds")

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         "Default chosen by `scripts/bench_models.py --backends`.",
     )
 
+    # performance: what the stages spend outside the models (docs/benchmarks.md, scripts/bench_stages.py)
+    work_max_side: int = Field(
+        1280,
+        ge=0,
+        description="Workers decode larger photos downscaled to this long side (JPEG decoded at reduced scale): models see "
+        "≤ 640 px and artifacts are capped here; boxes and `image_width/height` stay in the original's pixels. 0 = full size.",
+    )
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

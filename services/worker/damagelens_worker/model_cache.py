@@ -115,6 +115,12 @@ def assessor():
     typed = registry().get(settings.damage_types_model, task="detect")
     with _lock:
         detector = _yolo(typed, settings.assess_conf, settings.assess_imgsz)
+        if settings.inference_backend == "onnxruntime":
+            from damagelens.vision.onnx_backend import OnnxClassifier, ensure_onnx
+            from damagelens.vision.onnx_module import OnnxModule
+
+            session = OnnxClassifier(severity, ensure_onnx(severity, settings.model_cache_dir), str(device()), settings.torch_threads)
+            return Assessor(severity, OnnxModule(session), detector)
         return Assessor(severity, load_classifier(severity, device()), detector)
 
 

@@ -116,16 +116,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_upright_rgb(data: bytes, max_pixels: int, max_side: int | None = None) -> Image.Image:
     """The image as a person would look at it: EXIF orientation applied, 8-bit RGB.
 
-    With `max_side`, a photo whose long side is larger comes back downscaled to it: no stage needs
-    more (the models see ≤ 640 px, the artifacts are capped at 1280), and for JPEG the decoder
-    itself scales down by 1/2, 1/4 or 1/8 (`Image.draft`), several times faster than decoding
-    12 MP and resizing. The upright full size is kept for results in original pixels: `original_size`.
+    With `max_side`, a photo whose long side is larger comes back reduced by the smallest integer
+    factor that fits (so its long side ends between `max_side / 2` and `max_side`): no stage needs
+    more (the models see ≤ 640 px). A JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder
+    itself (`Image.draft`), the rest is a box `reduce`; both are far cheaper than decoding 12 MP and
+    resampling (docs/benchmarks.md). The upright full size is kept for results in original pixels:
+    `original_size`.
     """
     image = _open(data, max_pixels)
     stored = image.size
-    if max_side and max(stored) > max_side and image.format in ("JPEG", "MPO"):
-        scale = max_side / max(stored)
-        image.draft(None, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))  # never below the target
+    factor = math.ceil(max(stored) / max_side) if max_side and max(stored) > max_side else 1
+    if factor > 1 and image.format in ("JPEG", "MPO"):
+        image.draft(None, (math.ceil(stored[0] / factor), math.ceil(stored[1] / factor)))  # a power of two ≤ factor
     image = _fully_decode(image)
     rotated = _orientation(image) in (5, 6, 7, 8)
     if _orientation(image) != 1:
@@ -134,13 +136,11 @@ def load_upright_rgb(data: bytes, max_pixels: int, max_side: int | None = None) 
         except (OSError, ValueError, TypeError, SyntaxError):
             rotated = False  # malformed EXIF: analyse the pixels as stored
     rgb = to_rgb(image)
-    upright = (stored[1], stored[0]) if rotated else stored
-    if max_side and max(upright) > max_side:
-        scale = max_side / max(upright)
-        target = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
-        if rgb.size != target:
-            rgb = rgb.resize(target, Image.Resampling.BILINEAR)
-        rgb.info[ORIGINAL_SIZE] = upright
+    if factor > 1:
+        rest = math.ceil(max(rgb.size) / max_side)
+        if rest > 1:
+            rgb = rgb.reduce(rest)
+        rgb.info[ORIGINAL_SIZE] = (stored[1], stored[0]) if rotated else stored
     return rgb
 
 

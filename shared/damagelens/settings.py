@@ -142,10 +142,11 @@ class Settings(BaseSettings):
 
     # performance: what the stages spend outside the models (docs/benchmarks.md, scripts/bench_stages.py)
     work_max_side: int = Field(
-        1280,
+        1600,
         ge=0,
-        description="Workers decode larger photos downscaled to this long side (JPEG decoded at reduced scale): models see "
-        "≤ 640 px and artifacts are capped here; boxes and `image_width/height` stay in the original's pixels. 0 = full size.",
+        description="Workers reduce photos with a longer side by the smallest integer factor that fits (JPEG decoded at reduced "
+        "scale), so the stages work on ≤ this many pixels per side (models see ≤ 640); boxes and `image_width/height` stay in the "
+        "original's pixels. 0 = full size.",
     )
 
     @field_validator("task_time_limit_seconds")

@@ -96,7 +96,7 @@ def test_large_photos_are_decoded_at_the_working_size_and_keep_their_upright_siz
     """The JPEG is decoded at reduced scale and rotated; the pixels match a full decode scaled down."""
     data = images.jpeg_exif_rotated(4000, 2000)  # shown upright as 2000 × 4000
     capped = load_upright_rgb(data, MAX_PIXELS, max_side=1280)
-    assert capped.size == (640, 1280) and capped.mode == "RGB"
+    assert capped.size == (500, 1000) and capped.mode == "RGB"  # reduced by 4, the smallest integer factor that fits
     assert original_size(capped) == (2000, 4000)
     reference = load_upright_rgb(data, MAX_PIXELS).resize(capped.size, Image.Resampling.BILINEAR)
     diff = np.abs(np.asarray(capped, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
@@ -106,6 +106,10 @@ def test_large_photos_are_decoded_at_the_working_size_and_keep_their_upright_siz
 def test_other_formats_are_capped_too_and_small_photos_are_left_alone() -> None:
     png = load_upright_rgb(images.png_rgba(1600, 400), MAX_PIXELS, max_side=800)
     assert png.size == (800, 200) and original_size(png) == (1600, 400)
+    odd = load_upright_rgb(images.jpeg(2000, 1000), MAX_PIXELS, max_side=1280)  # 1/2 by the decoder
+    assert odd.size == (1000, 500) and original_size(odd) == (2000, 1000)
+    thirds = load_upright_rgb(images.png_grayscale(3000, 300), MAX_PIXELS, max_side=1280)  # reduce(3), no decoder scaling
+    assert thirds.size == (1000, 100) and thirds.mode == "RGB"
     small = load_upright_rgb(images.jpeg(640, 480), MAX_PIXELS, max_side=1280)
     assert small.size == (640, 480) and ORIGINAL_SIZE not in small.info and original_size(small) == (640, 480)
     full = load_upright_rgb(images.jpeg(2000, 1000), MAX_PIXELS, max_side=0)  # 0 = no cap

@@ -101,7 +101,7 @@ def test_the_work_function_gets_the_working_size_image_and_its_original_size(env
         return runner.StageOutput(result={"size": list(image.size), "original": list(original_size(image))})
 
     assert runner.run_stage(TaskDouble(), payload, sizes) == {"status": "succeeded"}
-    assert runner.job_store().get("big").results[Stage.classify] == {"size": [100, 200], "original": [150, 300]}
+    assert runner.job_store().get("big").results[Stage.classify] == {"size": [75, 150], "original": [150, 300]}
 
 
 def test_poison_input_fails_with_its_code_and_is_not_retried(env) -> None:

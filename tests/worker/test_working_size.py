@@ -54,7 +54,7 @@ def test_detect_on_the_working_size_copy_reports_original_pixels(big_photo: byte
     for det in capped.result["detections"]:
         assert det["box_normalized"] == pytest.approx([v / s for v, s in zip(det["box"], (3200, 2400, 3200, 2400), strict=True)], abs=1e-4)
     picture = Image.open(io.BytesIO(capped.artifacts["detection.jpg"][0]))
-    assert picture.size == capped_image.size == (1280, 960)  # drawn on the working copy
+    assert picture.size == capped_image.size == (800, 600)  # drawn on the working copy (1/2 by the decoder, then reduce(2))
 
 
 def test_assess_on_the_working_size_copy_reports_original_pixels(big_photo: bytes) -> None:
@@ -67,4 +67,4 @@ def test_assess_on_the_working_size_copy_reports_original_pixels(big_photo: byte
     _same_regions(full.result["damages"], capped.result["damages"], get_settings().assess_conf)
     boxes = np.array([d["box"] for d in capped.result["damages"]]).reshape(-1, 4)
     assert (boxes[:, 2] <= 3200).all() and (boxes[:, 3] <= 2400).all()
-    assert Image.open(io.BytesIO(capped.artifacts["assessment.jpg"][0])).size == (1280, 960)
+    assert Image.open(io.BytesIO(capped.artifacts["assessment.jpg"][0])).size == (800, 600)

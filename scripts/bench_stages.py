@@ -6,6 +6,9 @@
 Runs what a worker runs for one task, without the queue and storage: the photo's bytes are decoded
 the runner's way (`load_upright_rgb`, with the working-size cap when this tree has one), then the
 stage's own function (`damagelens_worker.stages.<stage>`) builds the result and encodes its artifacts.
+Wall time and this process's CPU time are both recorded (medians); with one model thread
+(`DAMAGELENS_TORCH_THREADS=1`, the default) CPU time is the work itself and stays comparable when
+other processes load the machine.
 Models come from `model_cache`, so `DAMAGELENS_*` settings (backend, threads) apply as in a worker.
 
 Photos: real ones from <data_dir> at their own sizes (206–1352 px), plus two upscaled from a real
@@ -108,14 +111,17 @@ def main() -> None:
             work(payload, decode(data))  # first call at this size (allocations) is not counted
             parts: dict[str, list[float]] = {}
             for _ in range(args.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 image = decode(data)
-                t1 = time.perf_counter()
+                t1, c1 = time.perf_counter(), time.process_time()
                 output = work(payload, image)
-                t2 = time.perf_counter()
+                t2, c2 = time.perf_counter(), time.process_time()
                 model = {k: v for k, v in output.speed_ms.items() if not k.startswith("yolo_")}
                 sample = {"decode": (t1 - t0) * 1000, "model": sum(model.values()), "stage": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
                 sample["rest"] = sample["stage"] - sample["model"]  # drawing, encoding, shaping the result
+                # CPU time of this process: with one model thread it is the work itself, much less
+                # disturbed than wall time when other processes load the machine
+                sample.update({"cpu_decode": (c1 - c0) * 1000, "cpu_stage": (c2 - c1) * 1000, "cpu_total": (c2 - c0) * 1000})
                 for k, v in sample.items():
                     parts.setdefault(k, []).append(v)
                 for k, v in model.items():
@@ -124,7 +130,9 @@ def main() -> None:
             rows.append(row)
             print(
                 f"{stage:8s} {label:30s} decode {row['decode']:7.1f}  model {row['model']:7.1f}  rest {row['rest']:7.1f}  "
-                f"total {row['total']:7.1f} ms   ({', '.join(f'{k[6:]} {v}' for k, v in row.items() if k.startswith('model.'))})",
+                f"total {row['total']:7.1f} ms  | CPU decode {row['cpu_decode']:6.1f} stage {row['cpu_stage']:6.1f} "
+                f"total {row['cpu_total']:6.1f} ms  "
+                f"({', '.join(f'{k[6:]} {v}' for k, v in row.items() if k.startswith('model.'))})",
                 flush=True,
             )
     summary = {

@@ -117,11 +117,11 @@ def main() -> None:
                 output = work(payload, image)
                 t2, c2 = time.perf_counter(), time.process_time()
                 model = {k: v for k, v in output.speed_ms.items() if not k.startswith("yolo_")}
-                sample = {"decode": (t1 - t0) * 1000, "model": sum(model.values()), "stage": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-                sample["rest"] = sample["stage"] - sample["model"]  # drawing, encoding, shaping the result
+                sample = {"decode": (t1 - t0) * 1000, "model": sum(model.values()), "work": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+                sample["rest"] = sample["work"] - sample["model"]  # drawing, encoding, shaping the result
                 # CPU time of this process: with one model thread it is the work itself, much less
                 # disturbed than wall time when other processes load the machine
-                sample.update({"cpu_decode": (c1 - c0) * 1000, "cpu_stage": (c2 - c1) * 1000, "cpu_total": (c2 - c0) * 1000})
+                sample.update({"cpu_decode": (c1 - c0) * 1000, "cpu_work": (c2 - c1) * 1000, "cpu_total": (c2 - c0) * 1000})
                 for k, v in sample.items():
                     parts.setdefault(k, []).append(v)
                 for k, v in model.items():
@@ -130,7 +130,7 @@ def main() -> None:
             rows.append(row)
             print(
                 f"{stage:8s} {label:30s} decode {row['decode']:7.1f}  model {row['model']:7.1f}  rest {row['rest']:7.1f}  "
-                f"total {row['total']:7.1f} ms  | CPU decode {row['cpu_decode']:6.1f} stage {row['cpu_stage']:6.1f} "
+                f"total {row['total']:7.1f} ms  | CPU decode {row['cpu_decode']:6.1f} work {row['cpu_work']:6.1f} "
                 f"total {row['cpu_total']:6.1f} ms  "
                 f"({', '.join(f'{k[6:]} {v}' for k, v in row.items() if k.startswith('model.'))})",
                 flush=True,

@@ -50,20 +50,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the worker default, DAMAGELENS_TORCH_THREADS, is 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    os.environ["DAMAGELENS_TORCH_THREADS"] = str(args.threads)  # the worker's models (torch and ONNX Runtime) read it
 
     from damagelens.registry.entries import load_registry
     from damagelens.settings import get_settings
     from damagelens.training.data import load_rgb
-    from damagelens.vision.assess import Assessor, draw_assessment
-    from damagelens.vision.detector import Detector, to_jpeg
-    from damagelens.vision.loading import load_classifier
+    from damagelens.vision.assess import draw_assessment
+    from damagelens.vision.detector import to_jpeg
+    from damagelens_worker import model_cache
 
     settings = get_settings()
     registry = load_registry(Path(settings.registry_path))
     severity = registry.get(settings.severity_model, task="severity")
     typed = registry.get(settings.damage_types_model, task="detect")
-    detector = Detector(typed, device="cpu", conf=settings.assess_conf, imgsz=settings.assess_imgsz)
-    assessor = Assessor(severity, load_classifier(severity, torch.device("cpu")), detector)
+    assessor = model_cache.assessor()  # as the worker builds it (DAMAGELENS_INFERENCE_BACKEND applies)
     images = [load_rgb(p) for p in photos(Path(settings.data_dir), args.photos)]
     for im in images[:3]:  # warm-up, as the worker's warm_up does
         assessor(im, "")
@@ -81,6 +81,7 @@ def main() -> None:
             regions.append(len(result.damages))
     summary = {
         "models": f"{severity.name}@{severity.input_size} + {typed.name}@{settings.assess_imgsz}",
+        "backend": settings.inference_backend,
         "threads": args.threads,
         "photos": len(images),
         "mean_regions": round(float(np.mean(regions)), 2),

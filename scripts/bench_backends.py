@@ -53,7 +53,7 @@ def compare_backends(models: list[str], thread_counts: list[int], runs: int, rou
     load_before = os.getloadavg()
     out: dict = {"images": len(images), "runs_per_round": runs, "rounds": rounds, "results": {}}
     for name in models:
-        entry = registry.get(name, task="classify")
+        entry = registry.get(name)  # classifiers and the assess stage's severity model
         model = load_classifier(entry, torch.device("cpu"), half=False)
         path = ensure_onnx(entry, cache)
         for threads in thread_counts:
@@ -76,6 +76,62 @@ def compare_backends(models: list[str], thread_counts: list[int], runs: int, rou
                 flush=True,
             )
     out["load_avg_before"] = load_before
+    out["load_avg_after"] = os.getloadavg()
+    return out
+
+
+def detection_photos(n: int = 12) -> list[Image.Image]:
+    """Real damaged-car photos: half seed-yolo (800×600 and up), half lensor test (640×640)."""
+    from damagelens.settings import get_settings
+
+    root = get_settings().data_dir / "detection"
+    seed = sorted((root / "seed-yolo" / "images").glob("*.jpg"))[: n // 2]
+    files = seed + sorted((root / "lensor" / "images" / "test").glob("*.jpg"))[: n // 2]
+    if not files:
+        raise SystemExit(f"no detection photos under {root}")
+    return [Image.open(f).convert("RGB") for f in files]
+
+
+def compare_detector_backends(models: list[str], thread_counts: list[int], runs: int, rounds: int) -> dict:
+    """Median per-photo YOLO call (letterbox + forward + NMS + boxes), torch (Ultralytics' predictor on the
+    `.pt`) vs onnxruntime (`vision.onnx_detector`), interleaved round by round, at the service's sizes."""
+    from damagelens.registry import load_registry
+    from damagelens.settings import get_settings
+    from damagelens.vision.detector import Detector
+    from damagelens.vision.onnx_detector import OnnxDetector, ensure_detector_onnx
+
+    settings = get_settings()
+    sizes = {
+        settings.detector_model: (settings.detect_conf, settings.detect_imgsz),
+        settings.damage_types_model: (settings.assess_conf, settings.assess_imgsz),
+    }
+    images = detection_photos()
+    registry = load_registry(settings.registry_path)
+    cache = Path(tempfile.mkdtemp(prefix="dl-bench-onnx-"))
+    out: dict = {"images": len(images), "runs_per_round": runs, "rounds": rounds, "load_avg_before": os.getloadavg(), "results": {}}
+    for name in models:
+        entry = registry.get(name, task="detect")
+        conf, imgsz = sizes.get(name, (0.25, entry.input_size))
+        path = ensure_detector_onnx(entry, cache)
+        by_torch = Detector(entry, conf=conf, imgsz=imgsz)
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            backends = {"torch": by_torch, "onnxruntime": OnnxDetector(entry, path, conf=conf, imgsz=imgsz, threads=threads)}
+            times: dict[str, list[float]] = {b: [] for b in backends}
+            for fn in backends.values():  # warm-up
+                for im in images[:3]:
+                    fn(im)
+            for _ in range(rounds):
+                for backend, fn in backends.items():
+                    times[backend] += [_time_ms(lambda fn=fn, im=images[i % len(images)]: fn(im)) for i in range(runs)]
+            row = {b: _stats(t) for b, t in times.items()}
+            row["speedup"] = round(row["torch"]["median_ms"] / row["onnxruntime"]["median_ms"], 2)
+            out["results"][f"{name}@{imgsz}/threads={threads}"] = row
+            print(
+                f"{name:12s} {imgsz}px threads={threads}  torch {row['torch']['median_ms']:7.2f} ms  "
+                f"onnxruntime {row['onnxruntime']['median_ms']:7.2f} ms  torch/ort {row['speedup']:.2f}x",
+                flush=True,
+            )
     out["load_avg_after"] = os.getloadavg()
     return out
 

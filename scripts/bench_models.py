@@ -3,11 +3,13 @@
 
     python scripts/bench_models.py [--runs 30] [--threads 2] [--models fast accurate detector]
     python scripts/bench_models.py --backends [--runs 30] [--rounds 5] [--thread-counts 1 2]
+                                   [--models fast accurate severity detector damage-types]
     python scripts/bench_models.py --explain-profile [--runs 20] [--models fast accurate]
 
 `--backends` times the whole per-photo classify call (preprocess + forward + calibrated
-postprocess) in torch and ONNX Runtime in the same process, interleaved in rounds so that load
-from other processes falls on both alike; `--explain-profile` splits Grad-CAM's time into its parts.
+postprocess) and, for YOLO entries, the whole detector call (letterbox + forward + NMS) in torch
+and ONNX Runtime in the same process, interleaved in rounds so that load from other processes
+falls on both alike; `--explain-profile` splits Grad-CAM's time into its parts.
 
 Models load through the service loader (registry → build_architecture → strict safetensors → FP32).
 Prints one line per model and a JSON summary as the last line.
@@ -54,10 +56,22 @@ def main() -> None:
     ap.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
     args = ap.parse_args()
     if args.backends or args.explain_profile:
-        from bench_backends import compare_backends, explain_profile
+        from bench_backends import compare_backends, compare_detector_backends, explain_profile
 
-        models = [m for m in args.models if m != "detector"]
-        out = compare_backends(models, args.thread_counts, args.runs, args.rounds) if args.backends else explain_profile(models, args.runs)
+        from damagelens.registry.entries import load_registry
+        from damagelens.settings import get_settings
+
+        registry = load_registry(Path(get_settings().registry_path))
+        yolo = [m for m in args.models if registry.get(m).task == "detect"]
+        models = [m for m in args.models if m not in yolo]
+        if args.explain_profile:
+            print(json.dumps(explain_profile(models, args.runs)))
+            return
+        out = {}
+        if models:
+            out["classifiers"] = compare_backends(models, args.thread_counts, args.runs, args.rounds)
+        if yolo:
+            out["detectors"] = compare_detector_backends(yolo, args.thread_counts, args.runs, args.rounds)
         print(json.dumps(out))
         return
     torch.set_num_threads(args.threads)

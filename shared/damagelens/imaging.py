@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,6 +25,9 @@ EXTENSIONS: dict[str, str] = {
     "image/tiff": "tiff",
     "image/gif": "gif",
 }
+
+
+ORIGINAL_SIZE = "damagelens.original_size"  # `Image.info` key: upright (width, height) before the working-size cap
 
 
 class ImageError(ValueError):
@@ -109,12 +113,38 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_upright_rgb(data: bytes, max_pixels: int) -> Image.Image:
-    """The image as a person would look at it: EXIF orientation applied, 8-bit RGB."""
-    image = _fully_decode(_open(data, max_pixels))
+def load_upright_rgb(data: bytes, max_pixels: int, max_side: int | None = None) -> Image.Image:
+    """The image as a person would look at it: EXIF orientation applied, 8-bit RGB.
+
+    With `max_side`, a photo whose long side is larger comes back reduced by the smallest integer
+    factor that fits (so its long side ends between `max_side / 2` and `max_side`): no stage needs
+    more (the models see ≤ 640 px). A JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder
+    itself (`Image.draft`), the rest is a box `reduce`; both are far cheaper than decoding 12 MP and
+    resampling (docs/benchmarks.md). The upright full size is kept for results in original pixels:
+    `original_size`.
+    """
+    image = _open(data, max_pixels)
+    stored = image.size
+    factor = math.ceil(max(stored) / max_side) if max_side and max(stored) > max_side else 1
+    if factor > 1 and image.format in ("JPEG", "MPO"):
+        image.draft(None, (math.ceil(stored[0] / factor), math.ceil(stored[1] / factor)))  # a power of two ≤ factor
+    image = _fully_decode(image)
+    rotated = _orientation(image) in (5, 6, 7, 8)
     if _orientation(image) != 1:
         try:
             image = ImageOps.exif_transpose(image) or image
         except (OSError, ValueError, TypeError, SyntaxError):
-            pass  # malformed EXIF: analyse the pixels as stored
-    return to_rgb(image)
+            rotated = False  # malformed EXIF: analyse the pixels as stored
+    rgb = to_rgb(image)
+    if factor > 1:
+        rest = math.ceil(max(rgb.size) / max_side)
+        if rest > 1:
+            rgb = rgb.reduce(rest)
+        rgb.info[ORIGINAL_SIZE] = (stored[1], stored[0]) if rotated else stored
+    return rgb
+
+
+def original_size(image: Image.Image) -> tuple[int, int]:
+    """Upright (width, height) of the photo as uploaded, also when `load_upright_rgb` capped it."""
+    width, height = image.info.get(ORIGINAL_SIZE, image.size)
+    return int(width), int(height)

@@ -135,8 +135,18 @@ class Settings(BaseSettings):
     # performance: inference backends (docs/benchmarks.md)
     inference_backend: Literal["torch", "onnxruntime"] = Field(
         "onnxruntime",
-        description="Classifier forward pass: `onnxruntime` (the registry model exported to `model_cache_dir/onnx` on first use, "
-        "keyed by its sha256) or `torch`. Grad-CAM always runs in torch. Default chosen by `scripts/bench_models.py --backends`.",
+        description="Classifier and YOLO detector forward passes (classify, detect, assess): `onnxruntime` (the registry model "
+        "exported to `model_cache_dir/onnx` on first use, keyed by its sha256) or `torch`. Grad-CAM always runs in torch. "
+        "Default chosen by `scripts/bench_models.py --backends`.",
+    )
+
+    # performance: what the stages spend outside the models (docs/benchmarks.md, scripts/bench_stages.py)
+    work_max_side: int = Field(
+        1600,
+        ge=0,
+        description="Workers reduce photos with a longer side by the smallest integer factor that fits (JPEG decoded at reduced "
+        "scale), so the stages work on ≤ this many pixels per side (models see ≤ 640); boxes and `image_width/height` stay in the "
+        "original's pixels. 0 = full size.",
     )
 
     @field_validator("task_time_limit_seconds")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from damagelens.imaging import ImageError, inspect_upload, load_upright_rgb
+from damagelens.imaging import ORIGINAL_SIZE, ImageError, inspect_upload, load_upright_rgb, original_size
 from damagelens_gateway.errors import IMAGE_ERROR_STATUS
 from tests.support import images
 
@@ -89,3 +90,27 @@ def test_non_images_are_refused_even_after_ultralytics_patches_pillow() -> None:
     with pytest.raises(ImageError) as err:
         inspect_upload(b"%PDF-1.4 not an image", MAX_PIXELS)
     assert err.value.code == "unsupported_media_type"
+
+
+def test_large_photos_are_decoded_at_the_working_size_and_keep_their_upright_size() -> None:
+    """The JPEG is decoded at reduced scale and rotated; the pixels match a full decode scaled down."""
+    data = images.jpeg_exif_rotated(4000, 2000)  # shown upright as 2000 × 4000
+    capped = load_upright_rgb(data, MAX_PIXELS, max_side=1280)
+    assert capped.size == (500, 1000) and capped.mode == "RGB"  # reduced by 4, the smallest integer factor that fits
+    assert original_size(capped) == (2000, 4000)
+    reference = load_upright_rgb(data, MAX_PIXELS).resize(capped.size, Image.Resampling.BILINEAR)
+    diff = np.abs(np.asarray(capped, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
+    assert diff.mean() < 3.0, f"mean abs pixel difference {diff.mean():.2f}"
+
+
+def test_other_formats_are_capped_too_and_small_photos_are_left_alone() -> None:
+    png = load_upright_rgb(images.png_rgba(1600, 400), MAX_PIXELS, max_side=800)
+    assert png.size == (800, 200) and original_size(png) == (1600, 400)
+    odd = load_upright_rgb(images.jpeg(2000, 1000), MAX_PIXELS, max_side=1280)  # 1/2 by the decoder
+    assert odd.size == (1000, 500) and original_size(odd) == (2000, 1000)
+    thirds = load_upright_rgb(images.png_grayscale(3000, 300), MAX_PIXELS, max_side=1280)  # reduce(3), no decoder scaling
+    assert thirds.size == (1000, 100) and thirds.mode == "RGB"
+    small = load_upright_rgb(images.jpeg(640, 480), MAX_PIXELS, max_side=1280)
+    assert small.size == (640, 480) and ORIGINAL_SIZE not in small.info and original_size(small) == (640, 480)
+    full = load_upright_rgb(images.jpeg(2000, 1000), MAX_PIXELS, max_side=0)  # 0 = no cap
+    assert full.size == (2000, 1000) and original_size(full) == (2000, 1000)

@@ -44,3 +44,50 @@ def test_unknown_backend_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("DAMAGELENS_INFERENCE_BACKEND", "tensorrt")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.fixture
+def fresh_detectors(fresh_cache: Path):
+    model_cache.detector.cache_clear()
+    model_cache.assessor.cache_clear()
+    yield fresh_cache
+    model_cache.detector.cache_clear()
+    model_cache.assessor.cache_clear()
+
+
+@pytest.mark.slow
+def test_detect_and_assess_follow_the_backend_and_warm_up_exports_their_graphs(fresh_detectors: Path, monkeypatch) -> None:
+    from damagelens.vision.detector import Detector
+    from damagelens.vision.onnx_backend import onnx_path_for
+    from damagelens.vision.onnx_detector import OnnxDetector
+    from damagelens.vision.onnx_module import OnnxModule
+
+    photos = sorted((get_settings().data_dir / "detection" / "seed-yolo" / "images").glob("*.jpg"))
+    if not photos:
+        pytest.skip("no seed-yolo photos under the data dir (see ../shared/data/README.md)")
+    photo = Image.open(photos[1]).convert("RGB")
+    monkeypatch.setenv("DAMAGELENS_INFERENCE_BACKEND", "onnxruntime")
+    get_settings.cache_clear()
+    model_cache.warm_up("detect")
+    model_cache.warm_up("assess")  # the worker's start: both YOLO graphs exported before the first job
+    settings = get_settings()
+    names = (settings.detector_model, settings.damage_types_model, settings.severity_model)
+    expected = {onnx_path_for(model_cache.registry().get(n), fresh_detectors).name for n in names}
+    assert {p.name for p in (fresh_detectors / "onnx").glob("*.onnx")} == expected
+    assert isinstance(model_cache.detector(), OnnxDetector) and isinstance(model_cache.assessor().detector, OnnxDetector)
+    assert isinstance(model_cache.assessor().severity_model, OnnxModule)
+    by_onnx, _ = model_cache.detector()(photo)
+    assessed_onnx, _ = model_cache.assessor()(photo, "")
+
+    monkeypatch.setenv("DAMAGELENS_INFERENCE_BACKEND", "torch")
+    get_settings.cache_clear()
+    model_cache.detector.cache_clear()
+    model_cache.assessor.cache_clear()
+    assert isinstance(model_cache.detector(), Detector)
+    by_torch, _ = model_cache.detector()(photo)
+    assessed_torch, _ = model_cache.assessor()(photo, "")
+    assert assessed_onnx.severity.label == assessed_torch.severity.label
+    assert assessed_onnx.severity.confidence == pytest.approx(assessed_torch.severity.confidence, abs=1e-3)
+    assert [d.severity for d in assessed_onnx.damages] == [d.severity for d in assessed_torch.damages]
+    assert by_torch and [d.label for d in by_onnx] == [d.label for d in by_torch]
+    assert np.abs(np.array([d.box for d in by_onnx]) - np.array([d.box for d in by_torch])).max() <= 1.0

@@ -90,6 +90,20 @@ def test_success_writes_result_artifacts_and_state(env) -> None:
     assert runner.run_stage(TaskDouble(), payload, _ok) == {"skipped": "succeeded"}  # duplicate delivery
 
 
+def test_the_work_function_gets_the_working_size_image_and_its_original_size(env, monkeypatch) -> None:
+    from damagelens.imaging import original_size
+
+    monkeypatch.setenv("DAMAGELENS_WORK_MAX_SIDE", "200")
+    get_settings.cache_clear()
+    payload = _job("big", images.jpeg_exif_rotated(300, 150))
+
+    def sizes(payload: StageTask, image: Image.Image) -> runner.StageOutput:
+        return runner.StageOutput(result={"size": list(image.size), "original": list(original_size(image))})
+
+    assert runner.run_stage(TaskDouble(), payload, sizes) == {"status": "succeeded"}
+    assert runner.job_store().get("big").results[Stage.classify] == {"size": [75, 150], "original": [150, 300]}
+
+
 def test_poison_input_fails_with_its_code_and_is_not_retried(env) -> None:
     task = TaskDouble()
     assert runner.run_stage(task, _job("bad", images.truncated_jpeg()), _ok) == {"failed": "invalid_image"}

@@ -82,28 +82,45 @@ def explainer(name: str, method: str):
     return Explainer(model, entry, method)
 
 
-@lru_cache(maxsize=2)
-def detector(name: str | None = None):
+def _yolo(entry: ModelEntry, conf: float, imgsz: int):
+    """A YOLO detector on the configured backend (call under `_lock`): ONNX Runtime exports the `.pt`
+    into the model cache once per weight sha256; both answer `(detections, speed_ms)` alike."""
+    settings = get_settings()
+    if settings.inference_backend == "onnxruntime":
+        from damagelens.vision.onnx_detector import OnnxDetector, ensure_detector_onnx
+
+        path = ensure_detector_onnx(entry, settings.model_cache_dir)
+        return OnnxDetector(entry, path, str(device()), conf=conf, imgsz=imgsz, threads=settings.torch_threads)
     from damagelens.vision.detector import Detector
 
+    return Detector(entry, device=str(device()), conf=conf, imgsz=imgsz)
+
+
+@lru_cache(maxsize=2)
+def detector(name: str | None = None):
     settings = get_settings()
     entry = registry().get(name or settings.detector_model, task="detect")
     with _lock:
-        return Detector(entry, device=str(device()), conf=settings.detect_conf, imgsz=settings.detect_imgsz)
+        return _yolo(entry, settings.detect_conf, settings.detect_imgsz)
 
 
 @lru_cache(maxsize=1)
 def assessor():
     """Severity model + typed detector for the assess stage (names from settings)."""
     from damagelens.vision.assess import Assessor
-    from damagelens.vision.detector import Detector
     from damagelens.vision.loading import load_classifier
 
     settings = get_settings()
     severity = registry().get(settings.severity_model, task="severity")
     typed = registry().get(settings.damage_types_model, task="detect")
     with _lock:
-        detector = Detector(typed, device=str(device()), conf=settings.assess_conf, imgsz=settings.assess_imgsz)
+        detector = _yolo(typed, settings.assess_conf, settings.assess_imgsz)
+        if settings.inference_backend == "onnxruntime":
+            from damagelens.vision.onnx_backend import OnnxClassifier, ensure_onnx
+            from damagelens.vision.onnx_module import OnnxModule
+
+            session = OnnxClassifier(severity, ensure_onnx(severity, settings.model_cache_dir), str(device()), settings.torch_threads)
+            return Assessor(severity, OnnxModule(session), detector)
         return Assessor(severity, load_classifier(severity, device()), detector)
 
 

@@ -109,7 +109,7 @@ def _run(payload: StageTask, work: Callable[[StageTask, Image.Image], StageOutpu
         return {"skipped": "finished_elsewhere"}  # canceled (or expired) between the read and this write
     log.info("stage started", extra={"stage": payload.stage.value, "attempt": state.attempts})
     try:
-        image = load_upright_rgb(object_store().get(payload.input_key), settings.max_pixels)
+        image = load_upright_rgb(object_store().get(payload.input_key), settings.max_pixels, max_side=settings.work_max_side)
         output = work(payload, image)
         for name, (data, content_type) in output.artifacts.items():
             object_store().put(job_key(payload.job_id, name), data, content_type)

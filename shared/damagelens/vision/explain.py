@@ -18,6 +18,7 @@ from damagelens.vision.timing import StageTimer
 
 CAM_CLASSES = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus}
 MAX_OUTPUT_SIDE = 1280
+HEATMAP_PNG_LEVEL = 3  # zlib level: about half the encode time of the default 6, ~1.5x the bytes (docs/benchmarks.md)
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Explanation:
     def heatmap_png(self) -> bytes:
         """The raw CAM as 8-bit grayscale, so clients can recolour or threshold it."""
         buf = io.BytesIO()
-        Image.fromarray((self.heatmap * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG")
+        Image.fromarray((self.heatmap * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG", compress_level=HEATMAP_PNG_LEVEL)
         return buf.getvalue()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
+from damagelens.imaging import original_size
 from damagelens.jobs.state import artifact_url
 from damagelens.schemas import Stage, StageTask
 from damagelens.tasks import TASK_NAMES
@@ -17,12 +18,15 @@ ARTIFACT = "assessment.jpg"
 def assess(payload: StageTask, image: Image.Image) -> StageOutput:
     from damagelens.vision.assess import draw_assessment
     from damagelens.vision.detector import to_jpeg
+    from damagelens.vision.rescale import assessment_to_original
 
     assessor = model_cache.assessor()
-    result, speed = assessor(image, artifact_url(payload.job_id, ARTIFACT))
+    result, speed = assessor(image, artifact_url(payload.job_id, ARTIFACT))  # on the working-size image
+    picture = to_jpeg(draw_assessment(image, result))
+    result = assessment_to_original(result, image.size, original_size(image))
     return StageOutput(
         result=result.model_dump(),
-        artifacts={ARTIFACT: (to_jpeg(draw_assessment(image, result)), "image/jpeg")},
+        artifacts={ARTIFACT: (picture, "image/jpeg")},
         speed_ms=speed,
     )
 

@@ -78,6 +78,6 @@ class Detector:
                     )
                 )
             detections.sort(key=lambda d: d.confidence, reverse=True)
-        speed = dict(timer.ms)
-        speed.update({f"yolo_{k}": round(v, 2) for k, v in (result.speed or {}).items()})
-        return detections, speed
+        # Only our own timers: Ultralytics' `result.speed` splits the same `inference` span again, and
+        # clients (UI, benchmarks) add the entries up.
+        return detections, dict(timer.ms)

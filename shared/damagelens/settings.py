@@ -139,6 +139,28 @@ class Settings(BaseSettings):
         "keyed by its sha256) or `torch`. Grad-CAM always runs in torch. Default chosen by `scripts/bench_models.py --backends`.",
     )
 
+    # performance: micro-batching in the stage workers (docs/benchmarks.md, "Micro-batching")
+    batch_size: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Most queued tasks a stage worker runs in one forward pass (celery-batches); 1 = no batching, the plain task path.",
+    )
+    batch_wait_ms: float = Field(
+        20.0, ge=1, le=10_000, description="How long a batching worker waits for its batch to fill before it runs what it has."
+    )
+    batch_size_classify: int | None = Field(
+        None, ge=1, le=256, description="`batch_size` for the classify queue only (unset: `batch_size`)."
+    )
+    batch_size_explain: int | None = Field(None, ge=1, le=256, description="`batch_size` of the explain queue (unset: `batch_size`).")
+    batch_size_detect: int | None = Field(None, ge=1, le=256, description="`batch_size` of the detect queue (unset: `batch_size`).")
+    batch_size_assess: int | None = Field(None, ge=1, le=256, description="`batch_size` of the assess queue (unset: `batch_size`).")
+
+    def batch_size_for(self, queue: str) -> int:
+        """The batch size of one stage queue (classify, explain, detect, assess): its own override, else `batch_size`."""
+        override = getattr(self, f"batch_size_{queue}", None)
+        return override or self.batch_size
+
     @field_validator("task_time_limit_seconds")
     @classmethod
     def _hard_after_soft(cls, v: int, info) -> int:

@@ -149,9 +149,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         20.0, ge=1, le=10_000, description="How long a batching worker waits for its batch to fill before it runs what it has."
     )
-    batch_size_classify: int | None = Field(
-        None, ge=1, le=256, description="`batch_size` for the classify queue only (unset: `batch_size`)."
-    )
+    batch_size_classify: int | None = Field(None, ge=1, le=256, description="`batch_size` of the classify queue (unset: `batch_size`).")
     batch_size_explain: int | None = Field(None, ge=1, le=256, description="`batch_size` of the explain queue (unset: `batch_size`).")
     batch_size_detect: int | None = Field(None, ge=1, le=256, description="`batch_size` of the detect queue (unset: `batch_size`).")
     batch_size_assess: int | None = Field(None, ge=1, le=256, description="`batch_size` of the assess queue (unset: `batch_size`).")

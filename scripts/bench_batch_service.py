@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,12 +60,20 @@ def batch_sizes(job: dict) -> list[float]:
     return [s.get("speed_ms", {}).get("batch_size", 1.0) for s in job.get("stages", {}).values() if isinstance(s, dict)]
 
 
+def first_stage_wait_ms(job: dict, stage: str) -> float:
+    """Created → the first stage started: the broker hop plus, when batching, the wait for the batch to fill."""
+    created = datetime.fromisoformat(job["created_at"])
+    started = datetime.fromisoformat(job["stages"][stage]["started_at"])
+    return (started - created).total_seconds() * 1000
+
+
 def measure(stack, images: list[bytes], burst: int, single: int, tasks: str, model: str) -> dict:
-    latencies = []
+    latencies, waits = [], []
     for data in images[:single]:
         seconds, job = run_job(stack, data, tasks, model)
         assert job["status"] == "succeeded", job
         latencies.append(seconds)
+        waits.append(first_stage_wait_ms(job, tasks.split(",")[0]))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=burst) as pool:
         done = list(pool.map(lambda d: run_job(stack, d, tasks, model), (images[i % len(images)] for i in range(burst))))
@@ -73,6 +82,7 @@ def measure(stack, images: list[bytes], burst: int, single: int, tasks: str, mod
     sizes = [b for _, job in done for b in batch_sizes(job)]
     return {
         "single_p50_s": round(statistics.median(latencies), 3),
+        "single_first_wait_ms": round(statistics.median(waits), 1),
         "burst_jobs_per_s": round(burst / wall, 2),
         "burst_p50_s": round(statistics.median(s for s, _ in done), 3),
         "mean_batch": round(statistics.mean(sizes), 2) if sizes else None,
@@ -90,7 +100,7 @@ def main() -> None:
     args = ap.parse_args()
     images = photos(max(args.burst, args.single))
     queues = args.tasks.split(",")
-    rows = {}
+    rows: list[tuple[str, dict]] = []  # a config may repeat (e.g. 1:0 first and last, to see drift in the load)
     with tempfile.TemporaryDirectory(prefix="dl-batch-bench-") as tmp, chaos_stack(Path(tmp)) as stack:
         stack.start_gateway()
         stack.wait_gateway()
@@ -106,14 +116,17 @@ def main() -> None:
             for queue in queues:
                 stack.wait_warm(queue)
             run_job(stack, images[0], args.tasks, args.model)  # first request of each worker
-            rows[config] = measure(stack, images, args.burst, args.single, args.tasks, args.model)
-            print(config, json.dumps(rows[config]), f"load={os.getloadavg()[0]:.2f}", flush=True)
+            row = measure(stack, images, args.burst, args.single, args.tasks, args.model)
+            row["load1"] = round(os.getloadavg()[0], 2)
+            rows.append((config, row))
+            print(config, json.dumps(row), flush=True)
     print(f"\ntasks={args.tasks} model={args.model} burst={args.burst} single={args.single} cores={os.cpu_count()}")
-    print("| B:T ms | single p50 s | burst jobs/s | burst p50 s | mean batch | failed |")
-    print("|---|---|---|---|---|---|")
-    for config, r in rows.items():
+    print("| B:T ms | single p50 s | single: created → first stage started, ms | burst jobs/s | burst p50 s | mean batch | failed | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for config, r in rows:
         print(
-            f"| {config} | {r['single_p50_s']} | {r['burst_jobs_per_s']} | {r['burst_p50_s']} | {r['mean_batch']} | {r['failed']} |"
+            f"| {config} | {r['single_p50_s']} | {r['single_first_wait_ms']} | {r['burst_jobs_per_s']} | {r['burst_p50_s']} "
+            f"| {r['mean_batch']} | {r['failed']} | {r['load1']} |"
         )
 
 

@@ -14,7 +14,7 @@ from damagelens.tasks import QUEUES
 
 STAGE_MODULES: tuple[str, ...] = tuple(f"damagelens_worker.stages.{stage.value}" for stage in Stage)
 """One module per stage; Celery imports them at worker start (`include=`), so this module never imports them."""
-QUEUE_ENV = "DAMAGELENS_WORKER_QUEUE"  # set by `damagelens worker --queue`
+QUEUE_ENV = "DAMAGELENS_WORKER_QUEUE"  # set by `damagelens worker --queue` (model_cache reads it too, without this module)
 NOTIFY_MODULE = "damagelens_worker.notify"  # webhook deliveries: a queue of their own, not a stage
 
 

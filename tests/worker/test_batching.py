@@ -167,7 +167,7 @@ def test_batch_size_one_is_the_plain_task_and_prefetch_follows_the_batch_size(mo
 
     from damagelens_worker.stages import classify
 
-    assert not isinstance(classify.classify_task._get_current_object(), Batches)  # default B = 1: today's task
+    assert not isinstance(classify.classify_task, Batches)  # default B = 1: today's task (a proxy forwards isinstance)
     monkeypatch.setenv("DAMAGELENS_WORKER_QUEUE", "detect")
     assert prefetch_multiplier(Settings()) == 1
     assert prefetch_multiplier(Settings(batch_size_detect=8)) == 16

@@ -83,7 +83,11 @@ def parity(images, model: str) -> dict:
     one = [detector(im)[0] for im in images]
     many, _ = detector.detect_batch(images)
     differing = sum(len(a) != len(b) or any(x.box != y.box for x, y in zip(a, b, strict=False)) for a, b in zip(one, many, strict=True))
-    return {"classify_max_abs_dp": max_dp, "classify_same_label": f"{same_label}/{len(images)}", "detect_photos_with_other_boxes": differing}
+    return {
+        "classify_max_abs_dp": max_dp,
+        "classify_same_label": f"{same_label}/{len(images)}",
+        "detect_photos_with_other_boxes": differing,
+    }
 
 
 def main() -> None:
@@ -120,8 +124,11 @@ def main() -> None:
         f"model={args.model} rounds={args.rounds} cpu={platform.processor() or platform.machine()} cores={os.cpu_count()} "
         f"load={os.getloadavg()[0]:.2f}"
     )
-    header = "| stage | " + " | ".join(f"B={b} img/s" for b in args.batch_sizes) + " | " + " | ".join(
-        f"B={b} vs B=1" for b in args.batch_sizes[1:]
+    header = (
+        "| stage | "
+        + " | ".join(f"B={b} img/s" for b in args.batch_sizes)
+        + " | "
+        + " | ".join(f"B={b} vs B=1" for b in args.batch_sizes[1:])
     )
     print(header + " |")
     print("|" + "---|" * (1 + 2 * len(args.batch_sizes) - 1))

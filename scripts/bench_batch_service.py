@@ -8,7 +8,7 @@ Starts Redis, moto S3 (behind the tests' TCP proxy), the gateway and one worker 
 with `DAMAGELENS_BATCH_SIZE=B`, `DAMAGELENS_BATCH_WAIT_MS=T` and measures, through the HTTP API with
 real photos: submit → finished latency of `--single` jobs one after another (p50), and the
 throughput of a burst of `--burst` jobs submitted at once (jobs/s, first submit → last finished),
-plus the mean batch size the stages reported (`speed_ms.batch_size`). Prints a table; asserts nothing.
+plus the mean batch size the stages reported (`stages.<stage>.batch_size`). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def run_job(stack, data: bytes, tasks: str, model: str) -> tuple[float, dict]:
 
 
 def batch_sizes(job: dict) -> list[float]:
-    return [s.get("speed_ms", {}).get("batch_size", 1.0) for s in job.get("stages", {}).values() if isinstance(s, dict)]
+    return [s.get("batch_size") or 1 for s in job.get("stages", {}).values() if isinstance(s, dict)]
 
 
 def first_stage_wait_ms(job: dict, stage: str) -> float:

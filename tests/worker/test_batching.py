@@ -115,7 +115,7 @@ def test_a_batch_shares_one_call_and_a_bad_photo_fails_only_its_own_stage(env) -
     assert outcomes == [{"status": "succeeded"}, {"failed": "invalid_image"}, {"status": "succeeded"}]
     assert calls == [2]  # one call, without the photo that did not decode
     assert runner.job_store().get("b").results[Stage.classify] == {"size": [150, 300], "n": 2}  # upright, its own result
-    assert _state("a").speed_ms["batch_size"] == 2.0 and _state("a").attempts == 1
+    assert _state("a").batch_size == 2 and _state("a").attempts == 1
     assert _state("bad").error.code == "invalid_image"  # the same code run_stage gives
 
 
@@ -290,7 +290,7 @@ def test_a_batch_of_four_runs_one_forward_pass_with_the_single_photo_results(
     states = batch_stack.wait([f"real-{i}" for i in range(4)], Stage.classify)
     for i, photo in enumerate(photos):
         assert states[f"real-{i}"].status == Status.succeeded, batch_stack.tail()
-        assert states[f"real-{i}"].speed_ms["batch_size"] == 4.0  # one forward pass for the four
+        assert states[f"real-{i}"].batch_size == 4  # one forward pass for the four
         got = batch_stack.jobs.get(f"real-{i}").results[Stage.classify]
         single, _ = model_cache.classify("fast", load_upright_rgb(photo.read_bytes(), get_settings().max_pixels))
         assert got["label"] == single.label
@@ -306,7 +306,7 @@ def test_a_poison_photo_in_a_batch_fails_only_its_own_stage(batch_stack: BatchSt
     states = batch_stack.wait(list(inputs), Stage.classify)
     assert states["poison"].status == Status.failed and states["poison"].error.code == "invalid_image"
     for job_id in ("good-0", "good-1", "good-2"):
-        assert states[job_id].status == Status.succeeded and states[job_id].speed_ms["batch_size"] == 3.0
+        assert states[job_id].status == Status.succeeded and states[job_id].batch_size == 3
 
 
 @pytest.mark.slow
@@ -332,7 +332,7 @@ def test_a_transient_storage_error_retries_only_that_task_through_the_broker(
     # Re-published with retries + 1: a second attempt (a third if the first retry still met the outage),
     # and never counted as a lost delivery.
     assert outage.status == Status.succeeded and outage.attempts in (2, 3), batch_stack.tail()
-    assert outage.speed_ms["batch_size"] == 1.0  # the retry came back on its own, not with the others
+    assert outage.batch_size == 1  # the retry came back on its own, not with the others
 
 
 @pytest.mark.slow
@@ -346,7 +346,7 @@ def test_the_heartbeat_lists_stages_waiting_in_a_batch(batch_stack: BatchStack, 
         time.sleep(0.05)
     assert wanted <= seen, f"heartbeat holds {seen}"
     states = batch_stack.wait(["held-0", "held-1"], Stage.classify)
-    assert all(s.status == Status.succeeded and s.speed_ms["batch_size"] == 2.0 for s in states.values())
+    assert all(s.status == Status.succeeded and s.batch_size == 2 for s in states.values())
 
 
 @pytest.mark.slow
@@ -378,7 +378,7 @@ def test_a_child_killed_mid_batch_has_the_batch_requeued_and_finished(batch_stac
         final = batch_stack.wait(ids, Stage.explain, timeout=120)
         assert all(s.status == Status.succeeded for s in final.values()), batch_stack.tail()
         assert all(s.attempts == 2 for s in final.values())  # redelivered once, none lost
-        assert all(s.speed_ms["batch_size"] == 1.0 for s in final.values())  # suspects of the crash: run one by one
+        assert all(s.batch_size == 1 for s in final.values())  # suspects of the crash: run one by one
     finally:
         worker.proc.terminate()
         worker.proc.wait(timeout=30)

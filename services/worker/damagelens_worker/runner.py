@@ -158,8 +158,9 @@ def _stage_error(payload: StageTask, state: StageState, exc: Exception) -> dict:
     return _fail(payload, state, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
-def _succeed(payload: StageTask, state: StageState, output: StageOutput) -> dict:
-    done = state.model_copy(update={"status": Status.succeeded, "finished_at": utcnow(), "speed_ms": output.speed_ms})
+def _succeed(payload: StageTask, state: StageState, output: StageOutput, batch_size: int | None = None) -> dict:
+    update = {"status": Status.succeeded, "finished_at": utcnow(), "speed_ms": output.speed_ms, "batch_size": batch_size}
+    done = state.model_copy(update=update)
     job_store().set_stage(payload.job_id, payload.stage, done, output.result)
     log.info("stage succeeded", extra={"stage": payload.stage.value, "speed_ms": output.speed_ms})
     return {"status": "succeeded"}
@@ -296,9 +297,8 @@ def _forward(task: BatchTask, items: list[_Item], work_batch: BatchWork, work: C
 def _complete(item: _Item, output: StageOutput | Exception, size: int) -> None:
     if isinstance(output, Exception):
         raise output
-    output.speed_ms["batch_size"] = float(size)
     _store_artifacts(item.payload, output)
-    item.outcome = _succeed(item.payload, item.state, output)  # type: ignore[arg-type]
+    item.outcome = _succeed(item.payload, item.state, output, batch_size=size)  # type: ignore[arg-type]
 
 
 def _guarded(task: BatchTask, item: _Item, step: Callable[[], None]) -> None:

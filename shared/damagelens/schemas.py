@@ -62,6 +62,9 @@ class StageState(BaseModel):
     speed_ms: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None
     worker: str | None = Field(None, description="id of the worker process running this stage (the reaper checks its heartbeat)")
+    batch_size: int | None = Field(
+        None, description="photos that shared this stage's forward pass (micro-batching; `speed_ms` is then the batch's); unset: alone"
+    )
 
 
 class ClassifyResult(BaseModel):

@@ -142,12 +142,32 @@ class Settings(BaseSettings):
 
     # performance: what the stages spend outside the models (docs/benchmarks.md, scripts/bench_stages.py)
     work_max_side: int = Field(
-        1600,
+        2560,
         ge=0,
         description="Workers reduce photos with a longer side by the smallest integer factor that fits (JPEG decoded at reduced "
         "scale), so the stages work on ≤ this many pixels per side (models see ≤ 640); boxes and `image_width/height` stay in the "
-        "original's pixels. 0 = full size.",
+        "original's pixels. 2560 keeps ≥ 1280 px (the overlay size) for every larger photo. 0 = full size.",
     )
+
+    # performance: micro-batching in the stage workers (docs/benchmarks.md, "Micro-batching")
+    batch_size: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Most queued tasks a stage worker runs in one forward pass (celery-batches); 1 = no batching, the plain task path.",
+    )
+    batch_wait_ms: float = Field(
+        20.0, ge=1, le=10_000, description="How long a batching worker waits for its batch to fill before it runs what it has."
+    )
+    batch_size_classify: int | None = Field(None, ge=1, le=256, description="`batch_size` of the classify queue (unset: `batch_size`).")
+    batch_size_explain: int | None = Field(None, ge=1, le=256, description="`batch_size` of the explain queue (unset: `batch_size`).")
+    batch_size_detect: int | None = Field(None, ge=1, le=256, description="`batch_size` of the detect queue (unset: `batch_size`).")
+    batch_size_assess: int | None = Field(None, ge=1, le=256, description="`batch_size` of the assess queue (unset: `batch_size`).")
+
+    def batch_size_for(self, queue: str) -> int:
+        """The batch size of one stage queue (classify, explain, detect, assess): its own override, else `batch_size`."""
+        override = getattr(self, f"batch_size_{queue}", None)
+        return override or self.batch_size
 
     @field_validator("task_time_limit_seconds")
     @classmethod

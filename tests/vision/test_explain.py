@@ -89,3 +89,24 @@ def test_hooks_are_released_between_calls(model) -> None:
     gc.collect()
     assert len(layer._forward_hooks) + len(layer._backward_hooks) == hooks_before
     assert sum(isinstance(o, torch.Tensor) for o in gc.get_objects()) <= tensors_before + 5
+
+
+def test_a_batch_explains_each_image_as_a_single_call_would(model) -> None:
+    """explain_batch (micro-batching): one CAM pass, each image its own argmax target and heatmap."""
+    import numpy as np
+
+    images = [Image.new("RGB", (160, 120), (200, 30, 30)), Image.new("RGB", (90, 140), (20, 40, 220)), _stripes()]
+    explainer = Explainer(model, ENTRY, "gradcam")
+    batched, speed = explainer.explain_batch(images)
+    assert set(speed) == {"preprocess", "inference", "postprocess"}
+    for image, got in zip(images, batched, strict=True):
+        single, _ = explainer(image)
+        assert got.target_index == single.target_index and got.heatmap.shape == (image.height, image.width)
+        assert np.abs(got.heatmap - single.heatmap).max() < 1e-3
+
+
+def _stripes() -> Image.Image:
+    image = Image.new("RGB", (128, 128), (0, 0, 0))
+    for x in range(0, 128, 16):
+        image.paste((255, 255, 255), (x, 0, x + 8, 128))
+    return image

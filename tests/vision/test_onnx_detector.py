@@ -133,3 +133,25 @@ def test_blank_image_finds_nothing_and_boxes_are_clipped(pairs) -> None:
     assert detections == []
     clipped = detections_from_boxes([[-5.0, 10.0, 900.0, 50.0]], [0.5], [0.0], (800, 600), ("damage",))
     assert clipped[0].box == [0.0, 10.0, 800.0, 50.0] and clipped[0].box_normalized[2] == 1.0
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_batch_on_onnx_gives_the_boxes_of_a_torch_batch(pairs, name: str) -> None:
+    """Micro-batching: one session run over photos of different shapes (square letterbox, as
+    Ultralytics does for a list) finds the boxes the torch batch finds, photo by photo."""
+    _, by_torch, by_ort = pairs[name]
+    photos = _photos()[:6]
+    torch_batch, _ = by_torch.detect_batch(photos)
+    ort_batch, speed = by_ort.detect_batch(photos)
+    matched = 0
+    for a, b in zip(torch_batch, ort_batch, strict=True):
+        rows_a = np.array([[*d.box, d.confidence, 0.0] for d in a]).reshape(-1, 6)
+        rows_b = np.array([[*d.box, d.confidence, 0.0] for d in b]).reshape(-1, 6)
+        box_diff, conf_diff, m, unmatched = _compare(rows_a, rows_b, by_ort.conf)
+        matched += m
+        assert unmatched == 0 and box_diff <= BOX_TOLERANCE_PX and conf_diff <= CONF_TOLERANCE
+    print(f"\n{name} batch of {len(photos)}: {matched} boxes matched between torch and ONNX Runtime")
+    assert matched > 0
+    assert {"preprocess", "inference", "postprocess"} <= speed.keys()
+    single, _ = by_ort.detect_batch(photos[:1])
+    assert single == [by_ort(photos[0])[0]]  # a batch of one is the single call

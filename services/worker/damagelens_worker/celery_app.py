@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from damagelens.logs import configure_logging
 from damagelens.schemas import Stage
-from damagelens.settings import get_settings
+from damagelens.settings import Settings, get_settings
 from damagelens.tasks import QUEUES
 
 STAGE_MODULES: tuple[str, ...] = tuple(f"damagelens_worker.stages.{stage.value}" for stage in Stage)
 """One module per stage; Celery imports them at worker start (`include=`), so this module never imports them."""
+QUEUE_ENV = "DAMAGELENS_WORKER_QUEUE"  # set by `damagelens worker --queue` (model_cache reads it too, without this module)
 NOTIFY_MODULE = "damagelens_worker.notify"  # webhook deliveries: a queue of their own, not a stage
+
+
+def prefetch_multiplier(settings: Settings) -> int:
+    """1 for plain long tasks (Celery's advice); a batching worker must hold B messages to fill a batch,
+    and 2·B lets the next batch fill while one runs (acks_late messages count until the batch returns)."""
+    queue = os.environ.get(QUEUE_ENV, "")
+    size = settings.batch_size_for(queue) if queue in {stage.value for stage in Stage} else 1
+    return 1 if size <= 1 else 2 * size
 
 
 def create_celery() -> Celery:
@@ -24,7 +35,7 @@ def create_celery() -> Celery:
         task_ignore_result=True,
         task_acks_late=True,  # tasks are idempotent per (job, stage), so redelivery is safe
         task_reject_on_worker_lost=True,  # a killed child puts its task back on the queue
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=prefetch_multiplier(settings),
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},

@@ -24,7 +24,8 @@ def worker_id() -> str | None:
 
 
 def holding() -> list[str]:
-    """Stages this process is executing, has reserved, or holds for later (a retry's countdown), as `job:stage`."""
+    """Stages this process is executing, has reserved, or holds for later (a retry's countdown), as `job:stage`;
+    with micro-batching also those buffered for, or running in, a batch."""
     refs = []
     held = [*worker_state.active_requests, *worker_state.reserved_requests, *getattr(worker_state, "scheduled_requests", ())]
     for request in held:
@@ -32,6 +33,10 @@ def holding() -> list[str]:
         payload = args[0] if args and isinstance(args[0], dict) else {}
         if "job_id" in payload and "stage" in payload:
             refs.append(stage_ref(payload["job_id"], payload["stage"]))
+    from damagelens_worker.batching import LIVE  # batch requests live outside worker_state (batching.py)
+
+    for task in LIVE:
+        refs.extend(task.held_refs())
     return refs
 
 

@@ -61,6 +61,16 @@ def classify(name: str, image):
     return classify_image(model, entry, image)
 
 
+def classify_batch(name: str, images: list):
+    """`classify` over a batch: one forward pass with the configured backend."""
+    if get_settings().inference_backend == "onnxruntime":
+        return onnx_classifier(name).classify_batch(images)
+    from damagelens.vision.classify import classify_images
+
+    entry, model = classifier(name)
+    return classify_images(model, entry, images)
+
+
 @lru_cache(maxsize=4)
 def float_classifier(name: str) -> tuple[ModelEntry, torch.nn.Module]:
     """A float32 copy for Grad-CAM (FP16 gradients are unstable); on CPU it is the only copy loaded."""

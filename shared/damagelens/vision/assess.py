@@ -110,6 +110,35 @@ class Assessor:
         speed.update(timer.ms)
         return result, speed
 
+    @torch.inference_mode()
+    def assess_batch(self, images: list[Image.Image], image_urls: list[str]) -> tuple[list[AssessResult], dict[str, float]]:
+        """`__call__` over a batch: one detector call, then one severity pass over every photo and region crop."""
+        rgbs = [image.convert("RGB") for image in images]
+        all_detections, det_speed = self.detector.detect_batch(rgbs)
+        timer = StageTimer()
+        entry, model = self.severity_entry, self.severity_model
+        param = next(model.parameters())
+        with timer("severity_preprocess"):
+            crops: list[Image.Image] = []
+            spans: list[tuple[int, int]] = []
+            for rgb, detections in zip(rgbs, all_detections, strict=True):
+                own = [rgb] + [region_crop(rgb, d.box) for d in detections[:MAX_REGIONS]]
+                spans.append((len(crops), len(crops) + len(own)))
+                crops.extend(own)
+            batch = torch.stack([normalise(square_resize(c, entry.input_size), entry.mean, entry.std) for c in crops])
+            batch = batch.to(device=param.device, dtype=model_dtype(model))
+        with timer("severity_inference"):
+            probs = torch.softmax(model(batch).float(), dim=1).cpu()
+        with timer("shape"):
+            scores = severity_scores(probs, entry.labels)
+            results = [
+                shape_assessment(scores[a], detections, scores[a + 1 : b], rgb.width, rgb.height, url, self.model, self.model_version)
+                for (a, b), detections, rgb, url in zip(spans, all_detections, rgbs, image_urls, strict=True)
+            ]
+        speed = {f"detect_{k}": v for k, v in det_speed.items()}
+        speed.update(timer.ms)
+        return results, speed
+
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Pillow's bundled font: no download, same everywhere

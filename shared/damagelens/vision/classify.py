@@ -44,3 +44,17 @@ def classify_image(model: nn.Module, entry: ModelEntry, image: Image.Image) -> t
     with timer("postprocess"):
         result = result_from_logits(logits[0], entry)
     return result, timer.ms
+
+
+@torch.inference_mode()
+def classify_images(model: nn.Module, entry: ModelEntry, images: list[Image.Image]) -> tuple[list[ClassifyResult], dict[str, float]]:
+    """`classify_image` over a batch: one forward pass; timings are the batch's."""
+    timer = StageTimer()
+    device = next(model.parameters()).device
+    with timer("preprocess"):
+        batch = torch.cat([to_input_tensor(image, entry) for image in images]).to(device=device, dtype=model_dtype(model))
+    with timer("inference"):
+        logits = model(batch).float()
+    with timer("postprocess"):
+        results = [result_from_logits(row, entry) for row in logits]
+    return results, timer.ms

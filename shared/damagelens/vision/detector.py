@@ -63,21 +63,36 @@ class Detector:
         with timer("inference"):
             result = self.model.predict(rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)[0]
         with timer("postprocess"):
-            detections: list[Detection] = []
-            w, h = rgb.size
-            boxes = result.boxes
-            for xyxy, conf, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
-                x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(xyxy, (w, h, w, h), strict=True))
-                label = self.names[int(cls)] if int(cls) < len(self.names) else str(result.names.get(int(cls), cls))
-                detections.append(
-                    Detection(
-                        label=label,
-                        confidence=round(float(conf), 4),
-                        box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
-                        box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
-                    )
-                )
-            detections.sort(key=lambda d: d.confidence, reverse=True)
+            detections = self._detections(result, rgb.size)
         # Only our own timers: Ultralytics' `result.speed` splits the same `inference` span again, and
         # clients (UI, benchmarks) add the entries up.
         return detections, dict(timer.ms)
+
+    def detect_batch(self, images: list[Image.Image]) -> tuple[list[list[Detection]], dict[str, float]]:
+        """One Ultralytics call over a list of images (one forward pass; photos of different shapes are
+        letterboxed to the square input, so boxes can differ slightly from a batch-1 call); batch timings."""
+        timer = StageTimer()
+        rgbs = [image.convert("RGB") for image in images]
+        with timer("inference"):
+            results = self.model.predict(rgbs, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)
+        with timer("postprocess"):
+            detections = [self._detections(result, rgb.size) for result, rgb in zip(results, rgbs, strict=True)]
+        return detections, timer.ms
+
+    def _detections(self, result, size: tuple[int, int]) -> list[Detection]:
+        detections: list[Detection] = []
+        w, h = size
+        boxes = result.boxes
+        for xyxy, conf, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
+            x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(xyxy, (w, h, w, h), strict=True))
+            label = self.names[int(cls)] if int(cls) < len(self.names) else str(result.names.get(int(cls), cls))
+            detections.append(
+                Detection(
+                    label=label,
+                    confidence=round(float(conf), 4),
+                    box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
+                    box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
+                )
+            )
+        detections.sort(key=lambda d: d.confidence, reverse=True)
+        return detections

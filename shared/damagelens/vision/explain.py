@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -68,17 +69,34 @@ class Explainer:
                 if target_index is None:
                     target_index = int(cam.outputs.argmax(dim=1).item())
         with timer("postprocess"):
-            scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            shown = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-            heat = Image.fromarray(np.float32(grayscale)).resize(size, Image.Resampling.BILINEAR)
-            heatmap = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
-            overlay = show_cam_on_image(np.asarray(shown, dtype=np.float32) / 255.0, heatmap, use_rgb=True)
-        explanation = Explanation(
+            explanation = self._explanation(image, grayscale, target_index)
+        return explanation, timer.ms
+
+    def explain_batch(self, images: list[Image.Image]) -> tuple[list[Explanation], dict[str, float]]:
+        """One CAM pass over a batch, each image explaining its own argmax class; timings are the batch's."""
+        timer = StageTimer()
+        device = next(self.model.parameters()).device
+        with timer("preprocess"):
+            batch = torch.cat([to_input_tensor(image, self.entry) for image in images]).to(device)
+        with timer("inference"), CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
+            grayscale = cam(input_tensor=batch, targets=None)
+            targets = cam.outputs.argmax(dim=1).tolist()
+        with timer("postprocess"):
+            explanations = [self._explanation(image, grayscale[i], int(targets[i])) for i, image in enumerate(images)]
+        return explanations, timer.ms
+
+    def _explanation(self, image: Image.Image, grayscale: np.ndarray, target_index: int) -> Explanation:
+        """The CAM at the output size (long side ≤ MAX_OUTPUT_SIDE) and its overlay on the photo."""
+        scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        shown = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+        heat = Image.fromarray(np.float32(grayscale)).resize(size, Image.Resampling.BILINEAR)
+        heatmap = np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0)
+        overlay = show_cam_on_image(np.asarray(shown, dtype=np.float32) / 255.0, heatmap, use_rgb=True)
+        return Explanation(
             method=self.method,
             target_index=target_index,
             target_label=self.entry.labels[target_index],
             heatmap=heatmap,
             overlay=Image.fromarray(overlay),
         )
-        return explanation, timer.ms

@@ -135,3 +135,28 @@ class OnnxDetector:
         with timer("postprocess"):
             detections = detections_from_boxes(pred[:, :4].tolist(), pred[:, 4].tolist(), pred[:, 5].tolist(), image.size, self.names)
         return detections, timer.ms
+
+    def detect_batch(self, images: list[Image.Image]) -> tuple[list[list[Detection]], dict[str, float]]:
+        """One session run over a batch (micro-batching). Photos of different shapes cannot share the
+        minimal letterbox of a single call, so each is letterboxed to the square input, as Ultralytics
+        does for a list; boxes can therefore differ slightly from a batch-1 call. Batch timings."""
+        from ultralytics.data.augment import LetterBox
+        from ultralytics.utils import nms, ops
+
+        if len(images) == 1:
+            detections, speed = self(images[0])
+            return [detections], speed
+        timer = StageTimer()
+        rgbs = [image.convert("RGB") for image in images]
+        with timer("preprocess"):
+            square = LetterBox((self.imgsz, self.imgsz), auto=False, stride=STRIDE)
+            boxed = np.stack([square(image=np.asarray(rgb)) for rgb in rgbs])
+            batch = np.ascontiguousarray(boxed.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+        with timer("inference"):
+            raw = self.session.run(None, {self.input_name: batch})[0]
+        with timer("postprocess"):
+            results = []
+            for pred, rgb in zip(nms.non_max_suppression(torch.from_numpy(raw), self.conf, IOU, max_det=MAX_DET), rgbs, strict=True):
+                pred[:, :4] = ops.scale_boxes(batch.shape[2:], pred[:, :4], (rgb.height, rgb.width))
+                results.append(detections_from_boxes(pred[:, :4].tolist(), pred[:, 4].tolist(), pred[:, 5].tolist(), rgb.size, self.names))
+        return results, timer.ms

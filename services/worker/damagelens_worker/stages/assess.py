@@ -7,10 +7,9 @@ from PIL import Image
 from damagelens.imaging import original_size
 from damagelens.jobs.state import artifact_url
 from damagelens.schemas import Stage, StageTask
-from damagelens.tasks import TASK_NAMES
 from damagelens_worker import model_cache
-from damagelens_worker.celery_app import app
-from damagelens_worker.runner import TASK_OPTIONS, StageOutput, run_stage
+from damagelens_worker.batching import stage_task
+from damagelens_worker.runner import StageOutput
 
 ARTIFACT = "assessment.jpg"
 
@@ -31,6 +30,20 @@ def assess(payload: StageTask, image: Image.Image) -> StageOutput:
     )
 
 
-@app.task(name=TASK_NAMES[Stage.assess], **TASK_OPTIONS)
-def assess_task(self, payload: dict) -> dict:
-    return run_stage(self, payload, assess)
+def assess_batch(items: list[tuple[StageTask, Image.Image]]) -> list[StageOutput]:
+    from damagelens.vision.assess import draw_assessment
+    from damagelens.vision.detector import to_jpeg
+
+    images = [image for _, image in items]
+    results, speed = model_cache.assessor().assess_batch(images, [artifact_url(payload.job_id, ARTIFACT) for payload, _ in items])
+    return [
+        StageOutput(
+            result=result.model_dump(),
+            artifacts={ARTIFACT: (to_jpeg(draw_assessment(image, result)), "image/jpeg")},
+            speed_ms=dict(speed),
+        )
+        for image, result in zip(images, results, strict=True)
+    ]
+
+
+assess_task = stage_task(Stage.assess, assess, assess_batch)

@@ -290,6 +290,12 @@ class SeedStyleSide:
 
     def stop(self) -> None:
         self.procs.stop("seed-style")
+        self.url = ""
+
+    def ensure_started(self) -> None:
+        """(Re)start after a capped burst dropped the server with its backlog, only when more is measured."""
+        if not self.url:
+            self.start()
 
     def request(self, photo: Path, timeout: float) -> dict:
         response = httpx.post(
@@ -302,6 +308,7 @@ class SeedStyleSide:
         return response.json()
 
     def sequential(self, photos: list[Path], result: SideResult) -> None:
+        self.ensure_started()
         for photo in photos:
             started = time.perf_counter()
             try:
@@ -316,6 +323,7 @@ class SeedStyleSide:
                 result.stage_ms.setdefault(stage, []).append(ms)
 
     def burst(self, photos: list[Path], cap_s: float) -> Burst:
+        self.ensure_started()
         started = time.perf_counter()
         finished: list[float] = []
         lock = threading.Lock()
@@ -332,8 +340,6 @@ class SeedStyleSide:
             if capped:  # the rest are still queued in the server: drop them with the server
                 self.stop()
             wait(futures)
-        if capped:
-            self.start()
         failed = [f for f in futures if f.done() and f.exception() is not None and not capped]
         if failed:
             log(f"seed-style: {len(failed)} requests of the burst failed: {failed[0].exception()}")
@@ -533,14 +539,18 @@ def check_device(device: str | None) -> None:
             )
 
 
-def run_bench_batch(device: str, extra: list[str], env: dict[str, str]) -> int | None:
+def run_bench_batch(device: str, models: Sequence[str], extra: list[str], env: dict[str, str]) -> None:
     """Per-stage batched throughput (images/s at B = 1, 8, 32) from scripts/bench_batch.py, when that script exists."""
     script = ROOT / "scripts" / "bench_batch.py"
     if not script.exists():
         log("scripts/bench_batch.py is not in this tree: no per-stage batch numbers")
-        return None
-    log(f"scripts/bench_batch.py {' '.join(extra)} (DAMAGELENS_DEVICE={device})")
-    return subprocess.call([sys.executable, str(script), *extra], env=env, cwd=ROOT)
+        return
+    for model in models:
+        args = [sys.executable, str(script), "--device", device, "--model", model, *extra]
+        log(f"per-stage batch throughput: {' '.join(args[1:])}")
+        code = subprocess.call(args, env=env, cwd=ROOT)
+        if code:
+            log(f"scripts/bench_batch.py exited with {code}")
 
 
 def main() -> None:
@@ -552,7 +562,7 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=20, help="sequential requests per side and model (low load)")
     parser.add_argument("--bursts", type=int, nargs="*", default=[12, 120], help="burst sizes (all submitted at once)")
-    parser.add_argument("--burst-cap-s", type=float, default=150.0, help="longest wall time of one burst; jobs done by then count")
+    parser.add_argument("--burst-cap-s", type=float, default=120.0, help="longest wall time of one burst; jobs done by then count")
     parser.add_argument("--url", help="measure this running stack instead of starting one")
     parser.add_argument("--storage", choices=["s3", "local"], default="s3", help="object store of the started stack (s3 = moto server)")
     parser.add_argument("--side", choices=["both", "seed", "stack"], default="both")
@@ -563,7 +573,9 @@ def main() -> None:
         help="torch/ORT threads of the seed-style server (0 = their default: all cores, as the seed ran)",
     )
     parser.add_argument("--device", help="DAMAGELENS_DEVICE for both sides, e.g. cuda (fails clearly without a GPU)")
-    parser.add_argument("--batch-args", default="--batch-sizes 1 8 32", help="arguments for scripts/bench_batch.py with --device cuda")
+    parser.add_argument(
+        "--batch-args", default="--batch-sizes 1 8 32 --n 256", help="more arguments for scripts/bench_batch.py (run with --device cuda)"
+    )
     parser.add_argument("--data", type=Path, default=settings.data_dir)
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
     args = parser.parse_args()
@@ -609,7 +621,7 @@ def main() -> None:
     finally:
         procs.stop_all()
     if args.device and args.device.startswith("cuda"):
-        run_bench_batch(args.device, shlex.split(args.batch_args), env)
+        run_bench_batch(args.device, args.model, shlex.split(args.batch_args), env)
 
     where = args.url or f"started here ({args.storage} storage, every Procfile process)"
     print(f"\n## seed-style server (a) vs DamageLens (b) — stack: {where}; {len(pool)} photos; {time.monotonic() - started:.0f} s")

@@ -59,6 +59,9 @@ class SeedStyleAnswer(BaseModel):
     encode_ms: dict[Stage, float] = Field(default_factory=dict, description="drawing and encoding the stage's images")
     decode_ms: float = Field(description="decoding the upload once (the stack decodes it in every stage)")
     total_ms: float = Field(description="the whole request inside the server, upload parsing excluded")
+    handled: tuple[float, float] = Field(
+        (0.0, 0.0), description="the server's monotonic clock when the analysis began and ended: never overlapping between requests"
+    )
 
 
 def data_url(data: bytes, content_type: str) -> str:
@@ -179,7 +182,9 @@ def create_app(preload: Sequence[str] = (), preload_tasks: Sequence[Stage] = DEF
         data = await upload.read()
         try:
             # Deliberately synchronous inside an async handler: the seed's one-request-at-a-time serving.
-            return analyse(data, model, stages)
+            began = time.monotonic()
+            answer = analyse(data, model, stages)
+            return answer.model_copy(update={"handled": (began, time.monotonic())})
         except ImageError as exc:
             return error(IMAGE_ERROR_STATUS.get(exc.code, 422), exc.code, exc.message)
         except UnknownModelError as exc:

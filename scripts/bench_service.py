@@ -106,6 +106,7 @@ class Burst:
     done: int
     wall_s: float
     capped: bool
+    failed: int = 0  # answered with an error (a) or a failed job (b); not counted as done
 
     @property
     def jobs_per_s(self) -> float:
@@ -340,11 +341,11 @@ class SeedStyleSide:
             if capped:  # the rest are still queued in the server: drop them with the server
                 self.stop()
             wait(futures)
-        failed = [f for f in futures if f.done() and f.exception() is not None and not capped]
+        failed = [] if capped else [f.exception() for f in futures if f.exception() is not None]
         if failed:
-            log(f"seed-style: {len(failed)} requests of the burst failed: {failed[0].exception()}")
+            log(f"seed-style: {len(failed)} requests of the burst failed, e.g. {failed[0]}")
         done = [t for t in finished if t <= cap_s]
-        return Burst(len(photos), len(done), max(done) if not capped and done else cap_s, capped)
+        return Burst(len(photos), len(done), max(done) if not capped and done else cap_s, capped, len(failed))
 
 
 # ---------------------------------------------------------------------------------------- b) DamageLens
@@ -405,29 +406,38 @@ class StackSide:
             ids = list(pool.map(lambda p: self.client.submit(p, model=self.model, tasks=[t.value for t in self.tasks]).id, photos))
         deadline = time.monotonic() + max(0.0, cap_s - (time.time() - t0))
         finished: list[float] = []
+        failed = 0
         pending = list(ids)
+
+        def record(job: JobPublic) -> None:
+            nonlocal failed
+            if job.status.value == "succeeded" and job.finished_at is not None:
+                finished.append(job.finished_at.timestamp() - t0)
+            else:
+                failed += 1
+
         # Jobs finish roughly in submission order: follow the oldest unfinished one (a few reads per
         # second, not one per job per poll, so the client does not load the gateway it measures).
         while pending and time.monotonic() < deadline:
             job = self.client.job(pending[0])
             if job.status in TERMINAL:
                 pending.pop(0)
-                if job.status.value == "succeeded" and job.finished_at is not None:
-                    finished.append(job.finished_at.timestamp() - t0)
+                record(job)
             else:
                 time.sleep(0.25)
-        capped = bool(pending)
+        canceled = 0
         for job_id in pending:  # over the cap: cancel the rest so they do not run into the next measurement
             job = self.client.job(job_id)
             if job.status in TERMINAL:
-                if job.status.value == "succeeded" and job.finished_at is not None:
-                    finished.append(job.finished_at.timestamp() - t0)
+                record(job)
             else:
                 self.client.cancel(job_id)
+                canceled += 1
         done = [t for t in finished if t <= cap_s]
-        if capped:
+        capped = canceled > 0 or len(done) < len(finished)
+        if canceled:
             self._drain(ids)
-        return Burst(len(ids), len(done), max(done) if not capped and done else cap_s, capped)
+        return Burst(len(ids), len(done), max(done) if not capped and done else cap_s, capped, failed)
 
     def _drain(self, ids: list[str], timeout: float = 120) -> None:
         """Wait until the canceled burst's running stages are over (queued ones are skipped on delivery)."""
@@ -458,6 +468,11 @@ def measure(side, name: str, model: str, seq: list[Path], pool: list[Path], burs
     return result
 
 
+def burst_cell(b: Burst) -> str:
+    notes = ([f"{b.done}/{b.jobs} in cap"] if b.capped else []) + ([f"{b.failed} failed"] if b.failed else [])
+    return f"{b.jobs_per_s:.2f}" + (f" ({', '.join(notes)})" if notes else "")
+
+
 def ratio(b: float, a: float) -> str:
     return f"{b / a:.2f}×" if a and a == a and b == b else "–"
 
@@ -473,7 +488,7 @@ def table(results: list[SideResult], bursts: list[int], tasks: list[Stage]) -> s
             cells = [model, r.side, f"{r.p50:.3f} s", f"{r.p95:.3f} s"]
             for n in bursts:
                 b = r.bursts.get(n)
-                cells.append("–" if b is None else f"{b.jobs_per_s:.2f}" + (f" ({b.done}/{b.jobs} in cap)" if b.capped else ""))
+                cells.append("–" if b is None else burst_cell(b))
             compute = statistics.median(r.compute_ms) if r.compute_ms else float("nan")
             cells += [f"{r.overhead_percent:.1f} %", f"{compute:.0f} ms", "→".join(f"{x:.1f}" for x in r.load)]
             rows.append("| " + " | ".join(cells) + " |")

@@ -317,11 +317,23 @@ class SeedStyleSide:
             except httpx.HTTPError as exc:
                 result.failures.append(f"{photo.name}: {exc}")
                 continue
-            result.latencies_s.append(time.perf_counter() - started)
+            latency_ms = (time.perf_counter() - started) * 1000
+            result.latencies_s.append(latency_ms / 1000)
             stages = {stage: stage_compute_ms(ms) for stage, ms in answer["speed_ms"].items()}
             result.compute_ms.append(sum(stages.values()))  # one after another: the sum is the compute
             for stage, ms in stages.items():
                 result.stage_ms.setdefault(stage, []).append(ms)
+            # Consecutive parts of the end-to-end time, as for the stack (there: from the job's timestamps).
+            encode = sum(answer["encode_ms"].values())
+            parts = {
+                "upload, HTTP, JSON (outside the analysis)": latency_ms - answer["total_ms"],
+                "decode": answer["decode_ms"],
+                "stage compute (sum)": sum(stages.values()),
+                "draw + encode images": encode,
+                "rest (result models)": answer["total_ms"] - answer["decode_ms"] - sum(stages.values()) - encode,
+            }
+            for name, ms in parts.items():
+                result.breakdown_ms.setdefault(name, []).append(ms)
 
     def burst(self, photos: list[Path], cap_s: float) -> Burst:
         self.ensure_started()
@@ -535,7 +547,7 @@ def breakdown(results: list[SideResult]) -> str:
     for r in results:
         if r.breakdown_ms:
             parts = ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in r.breakdown_ms.items())
-            lines.append(f"{r.model} damagelens, medians in ms: {parts}")
+            lines.append(f"{r.model} {r.side}, where the time went at low load (medians, ms): {parts}")
         if r.stage_ms:
             stages = ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in r.stage_ms.items())
             lines.append(f"{r.model} {r.side} stage compute medians (ms): {stages}")
@@ -638,7 +650,7 @@ def main() -> None:
     if args.device and args.device.startswith("cuda"):
         run_bench_batch(args.device, args.model, shlex.split(args.batch_args), env)
 
-    where = args.url or f"started here ({args.storage} storage, every Procfile process)"
+    where = "not measured" if args.side == "seed" else args.url or f"started here ({args.storage} storage, every Procfile process)"
     print(f"\n## seed-style server (a) vs DamageLens (b) — stack: {where}; {len(pool)} photos; {time.monotonic() - started:.0f} s")
     print(table(results, args.bursts, tasks))
     print("\n" + breakdown(results))

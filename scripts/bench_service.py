@@ -596,8 +596,9 @@ def main() -> None:
     parser.add_argument(
         "--seed-threads",
         type=int,
-        default=0,
-        help="torch/ORT threads of the seed-style server (0 = their default: all cores, as the seed ran)",
+        default=None,
+        help="torch/ORT threads of the seed-style server (default: DAMAGELENS_TORCH_THREADS, the stack's per-process setting; "
+        "0 = their own default, all cores, as the seed ran, which measured slower here)",
     )
     parser.add_argument("--device", help="DAMAGELENS_DEVICE for both sides, e.g. cuda (fails clearly without a GPU)")
     parser.add_argument(
@@ -635,7 +636,7 @@ def main() -> None:
             log(f"stack up at {url} ({args.storage} storage) after {time.monotonic() - started:.0f} s")
         for model in args.model:
             if args.side != "stack":
-                seed_env = {**env, "DAMAGELENS_TORCH_THREADS": str(args.seed_threads)}
+                seed_env = {**env, "DAMAGELENS_TORCH_THREADS": str(args.seed_threads)} if args.seed_threads is not None else env
                 seed = SeedStyleSide(procs, seed_env, model, tasks)
                 log(f"seed-style {model}: starting the server (loads and warms its models)")
                 seed.start()
@@ -651,7 +652,11 @@ def main() -> None:
         run_bench_batch(args.device, args.model, shlex.split(args.batch_args), env)
 
     where = "not measured" if args.side == "seed" else args.url or f"started here ({args.storage} storage, every Procfile process)"
-    print(f"\n## seed-style server (a) vs DamageLens (b) — stack: {where}; {len(pool)} photos; {time.monotonic() - started:.0f} s")
+    threads = args.seed_threads if args.seed_threads is not None else settings.torch_threads
+    print(
+        f"\n## seed-style server (a, {threads or 'default'} threads) vs DamageLens (b) — stack: {where}; "
+        f"{len(pool)} photos; {time.monotonic() - started:.0f} s"
+    )
     print(table(results, args.bursts, tasks))
     print("\n" + breakdown(results))
     print("\ntargets (issue 13):\n" + targets(results, args.bursts))

@@ -53,8 +53,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check shared services tests
 
+# Seed-style synchronous server vs the real stack, side by side (docs/benchmarks.md); e.g.
+# make bench BENCH_ARGS="--model fast --json var/bench/latest.json" or BENCH_ARGS="--device cuda".
 bench: setup
-	$(BIN)/python scripts/bench_service.py
+	$(BIN)/python scripts/bench_service.py $(BENCH_ARGS)
 
 # The full chaos suite (tests/chaos): each fault on its own stack with a burst of CHAOS_JOBS jobs
 # (default 1000); one JSON line per scenario in var/chaos/report.jsonl. `make test` runs the short profile.

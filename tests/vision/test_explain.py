@@ -110,3 +110,47 @@ def _stripes() -> Image.Image:
     for x in range(0, 128, 16):
         image.paste((255, 255, 255), (x, 0, x + 8, 128))
     return image
+
+
+def _full_graph_heatmap(model: torch.nn.Module, entry: ModelEntry, method: str, image: Image.Image, target: int):
+    """pytorch-grad-cam on the untouched model: the backward runs through the whole network."""
+    import copy
+
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from damagelens.vision.preprocess import to_input_tensor
+
+    reference = copy.deepcopy(model).float().eval()
+    for parameter in reference.parameters():
+        parameter.requires_grad_(True)
+    layer = reference.get_submodule(entry.cam_target_layer)
+    with CAM_CLASSES[method](model=reference, target_layers=[layer]) as cam:
+        return cam(input_tensor=to_input_tensor(image, entry), targets=[ClassifierOutputTarget(target)])[0]
+
+
+@pytest.mark.parametrize("method", CAM_METHODS)
+@pytest.mark.parametrize("name", ["seed-layout", "fast", "accurate"])
+def test_the_graph_cut_at_the_target_layer_gives_the_full_backward_cam(model, method: str, name: str) -> None:
+    """The Explainer backpropagates only from the score to the target layer; the CAM must be the one
+    the full backward gives (same activations, same gradient at that layer), for every method and for
+    the served architectures (single backbone, two-backbone fusion)."""
+    import copy
+
+    import numpy as np
+
+    from damagelens.registry import load_registry
+    from damagelens.settings import get_settings
+
+    if name == "seed-layout":
+        entry, net = ENTRY, model
+    else:
+        entry = load_registry(get_settings().registry_path).get(name, task="classify")
+        net = load_classifier(entry, torch.device("cpu"), half=False)
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8))
+    full = _full_graph_heatmap(net, entry, method, image, target=1)
+    explainer = Explainer(copy.deepcopy(net), entry, method)
+    ours, _ = explainer(image, target_index=1)
+    expected = explainer._explanation(image, full, 1).heatmap
+    assert np.abs(ours.heatmap - expected).max() <= 1e-4
+    assert all(not p.requires_grad for p in explainer.model.parameters())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +56,22 @@ class Explainer:
         self.method = method
         self.model = model.float().eval()
         self.target_layer = self.model.get_submodule(entry.cam_target_layer)
+        # A CAM needs d(score)/d(target activation) only, never the weights' gradients: with no
+        # parameter asking for them, autograd builds no graph up to the target layer (see `_cut`).
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @contextmanager
+    def _cut(self) -> Iterator[None]:
+        """Start the autograd graph at the target layer: its output becomes a fresh leaf that requires
+        grad, so the backward pass stops there instead of running back through the whole backbone
+        (the CAM is the same: it depends on the gradient at that layer only). Registered before
+        pytorch-grad-cam's own hooks, which then see the leaf."""
+        handle = self.target_layer.register_forward_hook(lambda _m, _i, output: output.detach().requires_grad_(True), prepend=True)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     def __call__(self, image: Image.Image, target_index: int | None = None) -> tuple[Explanation, dict[str, float]]:
         timer = StageTimer()
@@ -64,7 +82,7 @@ class Explainer:
             # Without a target the CAM explains the argmax of its own forward pass: no second
             # forward just to pick the class (that was 15-25 % of the stage on CPU: docs/benchmarks.md).
             targets = None if target_index is None else [ClassifierOutputTarget(target_index)]
-            with CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
+            with self._cut(), CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
                 grayscale = cam(input_tensor=batch, targets=targets)[0]
                 if target_index is None:
                     target_index = int(cam.outputs.argmax(dim=1).item())
@@ -78,7 +96,7 @@ class Explainer:
         device = next(self.model.parameters()).device
         with timer("preprocess"):
             batch = torch.cat([to_input_tensor(image, self.entry) for image in images]).to(device)
-        with timer("inference"), CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
+        with timer("inference"), self._cut(), CAM_CLASSES[self.method](model=self.model, target_layers=[self.target_layer]) as cam:
             grayscale = cam(input_tensor=batch, targets=None)
             targets = cam.outputs.argmax(dim=1).tolist()
         with timer("postprocess"):

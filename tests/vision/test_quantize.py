@@ -77,3 +77,33 @@ def test_agreement_counts_top1_and_probability_differences() -> None:
     stats = quantize.agreement(fp32, int8)
     assert stats["n"] == 2 and stats["top1_agreement"] == 0.5
     assert stats["max_abs_prob_diff"] == pytest.approx(float(quantize.softmax(fp32[1])[1] - quantize.softmax(int8[1])[1]), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_quantize_classify_cli_on_the_served_model(data_dir: Path, tmp_path: Path) -> None:
+    """`damagelens quantize classify`: calibration and check photos disjoint, the INT8 graph beside the sha-keyed FP32 one."""
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from damagelens.cli import quantize as quantize_cli
+
+    root = data_dir / "car-damage-6class"
+    if not root.is_dir():
+        pytest.skip(f"real photos not available: {root} is absent (set DAMAGELENS_DATA_DIR)")
+    app = typer.Typer()
+    quantize_cli.register(app)
+    args = ["quantize", "classify", "--model", "fast", "--calib", "6", "--check", "6", "--data", str(root), "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"\n{result.stdout.splitlines()[0]}")
+    calib, check = quantize.calibration_photos([root], 6, 0, exclude=6)
+    assert not set(calib) & set(check)
+    assert summary["n"] == 6 and summary["calibration_photos"] == 6 and 0 <= summary["top1_agreement"] <= 1
+    assert Path(summary["int8"]) == quantize.int8_path_for(Path(summary["fp32"]), calib, "minmax") and Path(summary["int8"]).exists()
+    assert summary["int8_bytes"] < 0.4 * summary["fp32_bytes"] and summary["fp32_median_ms"] > 0 and summary["int8_median_ms"] > 0
+
+    too_many = CliRunner().invoke(app, ["quantize", "classify", "--calib", "100000", "--data", str(root), "--out", str(tmp_path)])
+    assert too_many.exit_code != 0 and "INT8 calibration needs" in too_many.output

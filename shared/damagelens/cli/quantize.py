@@ -8,7 +8,6 @@ INT8 on the held-out photos (docs/models/int8.md).
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Annotated
 
@@ -37,15 +36,16 @@ def quantize_classify(
     check: Annotated[int, typer.Option(help="other training photos on which FP32 and INT8 are compared (agreement, latency)")] = 200,
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "minmax",
     data: Annotated[list[Path] | None, typer.Option(help="ImageFolder root(s); default the two 6-class folders")] = None,
-    out: Annotated[Path, typer.Option(help="folder for the INT8 graph")] = Path("runs/int8"),
+    out: Annotated[Path, typer.Option(help="cache folder for the FP32 and INT8 graphs (`onnx/` inside)")] = Path("runs/int8"),
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Quantise the served model's ONNX export; prints a summary JSON last.
 
     The check photos are training photos of the served model, so the agreement here says how close INT8
     stays to FP32, not how accurate either is: accuracy is judged by `quantize cv`."""
+    import numpy as np
+
     from damagelens.registry.entries import load_registry
-    from damagelens.training.data import scan_image_folders
     from damagelens.vision import quantize
     from damagelens.vision.onnx_backend import ensure_onnx
 
@@ -53,19 +53,15 @@ def quantize_classify(
     entry = load_registry(Path(settings.registry_path)).get(model)
     if entry.task != "classify":
         raise typer.BadParameter(f"{model} is a {entry.task} model; only classifiers are quantised here")
-    records, _ = scan_image_folders(_default_roots(data))
-    if len(records) < calib + 1:
-        raise typer.BadParameter(f"--calib {calib}: only {len(records)} photos found")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    calib_photos = [records[i].path for i in order[:calib]]
-    check_photos = [records[i].path for i in order[calib : calib + check]]
-    fp32_path = ensure_onnx(entry, Path(settings.model_cache_dir))
-    key = quantize.calibration_key(calib_photos, method)
-    int8_path = quantize.quantize_classifier(fp32_path, Path(out) / f"{fp32_path.stem}-int8-{key}.onnx", entry, calib_photos, method=method)
+    try:
+        calib_photos, check_photos = quantize.calibration_photos(_default_roots(data), calib, seed, exclude=check)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    fp32_path = ensure_onnx(entry, Path(out))
+    int8_path = quantize.quantize_classifier(
+        fp32_path, quantize.int8_path_for(fp32_path, calib_photos, method), entry, calib_photos, method=method
+    )
     run = quantize.compare_on_inputs(quantize.session(fp32_path), quantize.session(int8_path), quantize.photo_inputs(check_photos, entry))
-    import numpy as np
-
     fp32_ms, int8_ms = float(np.median(run["fp32_ms"])), float(np.median(run["int8_ms"]))
     summary = {
         "model": model,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,23 @@ def calibration_key(photos: Sequence[Path], method: str) -> str:
     for p in photos:
         h.update(Path(p).name.encode())
     return h.hexdigest()[:12]
+
+
+def calibration_photos(roots: Sequence[Path], n: int, seed: int = 0, exclude: int = 0) -> tuple[list[Path], list[Path]]:
+    """A seeded sample of `n` training photos (sorted file list, shuffled): the calibration set, and the
+    next `exclude` photos of the same shuffle as a disjoint check set. Raises when the folders are absent."""
+    from damagelens.training.data import IMAGE_EXTS
+
+    files = sorted(p for root in roots for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if len(files) < n + exclude or n < 1:
+        raise FileNotFoundError(f"INT8 calibration needs {n + exclude} training photos under {[str(r) for r in roots]}; found {len(files)}")
+    random.Random(seed).shuffle(files)
+    return files[:n], files[n : n + exclude]
+
+
+def int8_path_for(fp32_path: Path, calibration: Sequence[Path], method: str) -> Path:
+    """`<fp32 stem>-int8-<calibration key>.onnx` beside the FP32 graph (which is keyed by the weights' sha256)."""
+    return Path(fp32_path).with_name(f"{Path(fp32_path).stem}-int8-{calibration_key(calibration, method)}.onnx")
 
 
 def quantize_classifier(

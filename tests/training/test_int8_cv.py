@@ -71,3 +71,12 @@ def test_quantize_cv_scores_fp32_and_int8_on_the_grouped_folds(six_folders: Path
         assert np.array_equal(tr, etr) and np.array_equal(va, eva) and not set(tr) & set(va)
         assert len(calib) == 4 and calib <= {records[i].path.name for i in tr}  # calibrated on training photos only
         assert (tmp_path / "runs" / "fast" / f"fold{k}" / "int8-minmax.onnx").stat().st_size > 0
+
+    # --rescore: the saved fold graphs quantised again with another calibration method, no retraining
+    calls.clear()
+    rescore = CliRunner().invoke(app, [*args[:-2], "--rescore", "--method", "percentile", "--report", str(tmp_path / "rescore.json")])
+    assert rescore.exit_code == 0, rescore.output
+    again = json.loads((tmp_path / "rescore.json").read_text())
+    assert again["rescored_saved_folds"] and "int8_percentile" in again and "int8_minmax" not in again
+    assert again["fp32"]["confusion"] == report["fp32"]["confusion"]  # the very same FP32 fold graphs and held-out photos
+    assert calls == [] and calibrated_on[2:] == calibrated_on[:2]  # nothing retrained; the same calibration photos per fold

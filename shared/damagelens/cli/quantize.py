@@ -93,13 +93,16 @@ def quantize_cv(
     out: Annotated[Path, typer.Option(help="run folder (stem cache, fold checkpoints, ONNX graphs)")] = Path("runs/int8"),
     report: Annotated[Path | None, typer.Option(help="also write the report JSON here")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    rescore: Annotated[
+        bool, typer.Option(help="re-quantise and score the fold graphs a previous run saved under --out (no retraining)")
+    ] = False,
 ) -> None:
     """Grouped k-fold CV with the preset's recipe; FP32 vs INT8 accuracy, macro-F1 and latency on every held-out fold."""
     from dataclasses import replace
 
     from damagelens.cli.models import _apply_overrides, _threads
     from damagelens.training.data import scan_image_folders
-    from damagelens.training.int8_cv import int8_cross_validate
+    from damagelens.training.int8_cv import int8_cross_validate, rescore_saved_folds
     from damagelens.training.presets import PRESETS, preset_entry
 
     if model not in PRESETS or PRESETS[model].recipe != "cached":
@@ -110,19 +113,25 @@ def quantize_cv(
     preset = replace(preset, config=cfg)
     records, _ = scan_image_folders(_default_roots(data))
     run = Path(out) / model
-    result = int8_cross_validate(
-        preset_entry(model, preset),
-        records,
-        cfg,
-        out_dir=run,
-        cache_dir=run / "cache",
-        folds=folds,
-        seed=seed,
-        calib=calib,
-        methods=tuple(method or ["minmax"]),
-    )
+    methods = tuple(method or ["minmax"])
+    if rescore:
+        result = rescore_saved_folds(
+            preset_entry(model, preset), records, run, run / "cache", folds=folds, seed=seed, calib=calib, methods=methods
+        )
+    else:
+        result = int8_cross_validate(
+            preset_entry(model, preset),
+            records,
+            cfg,
+            out_dir=run,
+            cache_dir=run / "cache",
+            folds=folds,
+            seed=seed,
+            calib=calib,
+            methods=methods,
+        )
     text = json.dumps(result, indent=2)
-    (run / "int8-cv.json").write_text(text)
+    (run / ("int8-rescore.json" if rescore else "int8-cv.json")).write_text(text)
     if report is not None:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         Path(report).write_text(text + "\n")

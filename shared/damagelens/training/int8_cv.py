@@ -51,9 +51,12 @@ class FoldQuantiser:
         self.done = np.zeros(n, dtype=bool)
 
     def __call__(self, k: int, model: nn.Module, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+        self.score(k, export_onnx(model, self.entry, self.out_dir / f"fold{k}" / "fp32.onnx"), train_idx, val_idx)
+
+    def score(self, k: int, fp32_path: Path, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+        """Quantise one fold's FP32 graph (calibrated on its training photos) and score both on its held-out photos."""
         started = time.perf_counter()
         fold_dir = self.out_dir / f"fold{k}"
-        fp32_path = export_onnx(model, self.entry, fold_dir / "fp32.onnx")
         rng = np.random.default_rng(self.seed + k)
         calib_idx = rng.choice(train_idx, size=min(self.calib, len(train_idx)), replace=False)
         calib_photos = [self.records[i].path for i in calib_idx]
@@ -156,3 +159,35 @@ def int8_cross_validate(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return report
+
+
+def rescore_saved_folds(
+    entry: ModelEntry,
+    records: list[ImageRecord],
+    out_dir: Path,
+    cache_dir: Path,
+    folds: int = 5,
+    seed: int = 0,
+    calib: int = 128,
+    methods: tuple[str, ...] = ("minmax",),
+    max_distance: int = 8,
+) -> dict:
+    """Quantise and score again the fold graphs a previous `int8_cross_validate` saved (`fold<k>/fp32.onnx`),
+    e.g. with another calibration method, without retraining: same folds, same calibration photos."""
+    started = time.perf_counter()
+    splits, groups_info = grouped_splits(records, cache_dir, folds, seed, max_distance)
+    hook = FoldQuantiser(entry, records, out_dir, calib, methods, seed)
+    for k, (tr, va) in enumerate(splits):
+        fp32_path = Path(out_dir) / f"fold{k}" / "fp32.onnx"
+        if not fp32_path.exists():
+            raise FileNotFoundError(f"{fp32_path} is missing: run the CV without --rescore first")
+        hook.score(k, fp32_path, np.asarray(tr), np.asarray(va))
+    labels = np.array([r.label for r in records])
+    return {
+        "model": entry.name,
+        "n": len(records),
+        "grouping": groups_info,
+        "rescored_saved_folds": True,
+        **hook.report(labels),
+        "seconds": round(time.perf_counter() - started, 1),
+    }

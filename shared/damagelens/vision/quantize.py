@@ -92,6 +92,18 @@ def int8_path_for(fp32_path: Path, calibration: Sequence[Path], method: str) -> 
     return Path(fp32_path).with_name(f"{Path(fp32_path).stem}-int8-{calibration_key(calibration, method)}.onnx")
 
 
+def ensure_int8(entry: ModelEntry, fp32_path: Path, data_dir: Path, n: int = 128, seed: int = 0) -> Path:
+    """The served INT8 graph (`DAMAGELENS_ONNX_QUANTIZE=int8`): calibrated on `n` seeded photos of the two
+    6-class training folders under `data_dir`, as in the grouped-CV judgement; built once, then reused.
+    Without the photos this raises (a worker asked for INT8 must not silently serve FP32)."""
+    roots = [Path(data_dir) / "car-damage-6class", Path(data_dir) / "car-damage-6class-more"]
+    photos, _ = calibration_photos(roots, n, seed)
+    path = int8_path_for(fp32_path, photos, "minmax")
+    if path.exists():
+        return path
+    return quantize_classifier(fp32_path, path, entry, photos)
+
+
 def quantize_classifier(
     fp32_path: Path,
     out_path: Path,

@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "none",
         description="With the onnxruntime backend, `int8` serves each classifier's statically quantised graph (calibrated on 128 "
         "seeded photos of `data_dir`'s two 6-class folders, built on first use beside the FP32 export). Grouped CV: `fast` -0.14 pt, "
-        "1.3-1.5x faster forward; `none` by default: ~2 ms of a ~300 ms job, and workers then need the calibration photos.",
+        "1.3-1.6x faster forward; `none` by default: ~2 ms of a ~300 ms job, and workers then need the calibration photos.",
     )
 
     @field_validator("task_time_limit_seconds")

@@ -10,7 +10,7 @@ Calibration photos go through the service's own decoding and preprocessing, so t
 are the served ones.
 
 Whether INT8 is worth serving is a measured judgement (grouped CV, `damagelens.training.int8_cv`,
-docs/models/int8.md), not an assumption: nothing here is wired into serving by itself.
+docs/models/int8.md), not an assumption: serving uses `ensure_int8` only with `DAMAGELENS_ONNX_QUANTIZE=int8`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 # The backbone's compute ops. ONNX Runtime's default set also quantises the head's Gemms and the
 # shape arithmetic of the TF-style "same" padding; on `fast` that agreed with FP32 on 56 of 60 photos
-# against 58 of 60 for this set, and was no faster (docs/models/int8.md).
+# against 58 of 60 for this set, and ran slower (docs/models/int8.md).
 QUANTIZED_OPS: tuple[str, ...] = ("Conv", "Add", "Clip", "GlobalAveragePool")
 
 

@@ -48,7 +48,12 @@ def onnx_classifier(name: str):
     settings = get_settings()
     entry = registry().get(name, task="classify")
     with _lock:
-        return OnnxClassifier(entry, ensure_onnx(entry, settings.model_cache_dir), str(device()), settings.torch_threads)
+        path = ensure_onnx(entry, settings.model_cache_dir)
+        if settings.onnx_quantize == "int8":  # docs/models/int8.md
+            from damagelens.vision.quantize import ensure_int8
+
+            path = ensure_int8(entry, path, settings.data_dir)
+        return OnnxClassifier(entry, path, str(device()), settings.torch_threads)
 
 
 def classify(name: str, image):

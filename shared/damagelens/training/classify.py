@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -431,13 +432,17 @@ def cross_validate(
     pretrained: bool = True,
     splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
     check_idx: np.ndarray | None = None,
+    fold_hook: Callable[[int, nn.Module, np.ndarray, np.ndarray], None] | None = None,
 ) -> dict:
     """k-fold CV (stratified, or the given `splits`, e.g. near-copy-grouped); the model is rebuilt
     from the pretrained state for every fold. Out-of-fold probabilities (with TTA if configured) and
     raw logits of the service's eval view (for calibration) are both returned.
 
     `check_idx`: a second check — train on every other photo, predict these (e.g. the original
-    169 photos after training on `-more` only); reported under `cross_check`."""
+    169 photos after training on `-more` only); reported under `cross_check`.
+
+    `fold_hook(k, model, train_idx, val_idx)`: called with each fold's trained full model (e.g. to export
+    and quantise it), so other judgements run on exactly these folds and fold models."""
     from damagelens.vision.architectures import build_architecture
 
     started = time.perf_counter()
@@ -468,6 +473,8 @@ def cross_validate(
         fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
         fold_metrics.append({k2: fm[k2] for k2 in ("n", "accuracy", "macro_f1")})
         log.info("fold %d: %s", k, fold_metrics[-1])
+        if fold_hook is not None:
+            fold_hook(k, model, np.asarray(tr), np.asarray(va))
     metrics = cv_metrics(labels, oof, fold_metrics, entry, cfg, started, cache_seconds=round(cache_s, 1))
     metrics["per_class_recall"] = per_class_recall(metrics["confusion"], entry.labels)
     metrics["oof_logits"] = oof_logits.round(4).tolist()

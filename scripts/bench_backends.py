@@ -60,21 +60,7 @@ def compare_backends(models: list[str], thread_counts: list[int], runs: int, rou
             torch.set_num_threads(threads)
             session = OnnxClassifier(entry, path, "cpu", threads=threads)
             backends = {"torch": lambda im, model=model, entry=entry: classify_image(model, entry, im), "onnxruntime": session}
-            times: dict[str, list[float]] = {b: [] for b in backends}
-            for fn in backends.values():  # warm-up
-                for im in images[:3]:
-                    fn(im)
-            for _ in range(rounds):
-                for backend, fn in backends.items():
-                    times[backend] += [_time_ms(lambda fn=fn, im=images[i % len(images)]: fn(im)) for i in range(runs)]
-            row = {b: _stats(t) for b, t in times.items()}
-            row["speedup"] = round(row["torch"]["median_ms"] / row["onnxruntime"]["median_ms"], 2)
-            out["results"][f"{name}/threads={threads}"] = row
-            print(
-                f"{name:9s} threads={threads}  torch {row['torch']['median_ms']:7.2f} ms  "
-                f"onnxruntime {row['onnxruntime']['median_ms']:7.2f} ms  torch/ort {row['speedup']:.2f}x",
-                flush=True,
-            )
+            out["results"][f"{name}/threads={threads}"] = _compare(backends, images, runs, rounds, f"{name:9s} threads={threads}")
     out["load_avg_before"] = load_before
     out["load_avg_after"] = os.getloadavg()
     return out
@@ -117,21 +103,8 @@ def compare_detector_backends(models: list[str], thread_counts: list[int], runs:
         for threads in thread_counts:
             torch.set_num_threads(threads)
             backends = {"torch": by_torch, "onnxruntime": OnnxDetector(entry, path, conf=conf, imgsz=imgsz, threads=threads)}
-            times: dict[str, list[float]] = {b: [] for b in backends}
-            for fn in backends.values():  # warm-up
-                for im in images[:3]:
-                    fn(im)
-            for _ in range(rounds):
-                for backend, fn in backends.items():
-                    times[backend] += [_time_ms(lambda fn=fn, im=images[i % len(images)]: fn(im)) for i in range(runs)]
-            row = {b: _stats(t) for b, t in times.items()}
-            row["speedup"] = round(row["torch"]["median_ms"] / row["onnxruntime"]["median_ms"], 2)
-            out["results"][f"{name}@{imgsz}/threads={threads}"] = row
-            print(
-                f"{name:12s} {imgsz}px threads={threads}  torch {row['torch']['median_ms']:7.2f} ms  "
-                f"onnxruntime {row['onnxruntime']['median_ms']:7.2f} ms  torch/ort {row['speedup']:.2f}x",
-                flush=True,
-            )
+            label = f"{name:12s} {imgsz}px threads={threads}"
+            out["results"][f"{name}@{imgsz}/threads={threads}"] = _compare(backends, images, runs, rounds, label)
     out["load_avg_after"] = os.getloadavg()
     return out
 
@@ -197,3 +170,22 @@ def explain_profile(models: list[str], runs: int) -> dict:
         print(f"{name:9s} " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()) + "  (ms, medians)", flush=True)
     out["load_avg_after"] = os.getloadavg()
     return out
+
+
+def _compare(backends: dict, images: list, runs: int, rounds: int, label: str) -> dict:
+    """Warm each backend up, then time them interleaved round by round (load drifts hit both alike)."""
+    times: dict[str, list[float]] = {b: [] for b in backends}
+    for fn in backends.values():
+        for im in images[:3]:
+            fn(im)
+    for _ in range(rounds):
+        for backend, fn in backends.items():
+            times[backend] += [_time_ms(lambda fn=fn, im=images[i % len(images)]: fn(im)) for i in range(runs)]
+    row = {b: _stats(t) for b, t in times.items()}
+    row["speedup"] = round(row["torch"]["median_ms"] / row["onnxruntime"]["median_ms"], 2)
+    print(
+        f"{label}  torch {row['torch']['median_ms']:7.2f} ms  onnxruntime {row['onnxruntime']['median_ms']:7.2f} ms  "
+        f"torch/ort {row['speedup']:.2f}x",
+        flush=True,
+    )
+    return row

@@ -57,19 +57,6 @@ def _request(payload: dict, retries: int = 0) -> SimpleNamespace:
     return SimpleNamespace(id=f"task-{payload['job_id']}", args=(payload,), kwargs={}, request_dict={"retries": retries})
 
 
-@pytest.fixture
-def env(redis_url: str, tmp_path: Path, monkeypatch) -> Iterator[None]:
-    monkeypatch.setenv("DAMAGELENS_REDIS_URL", redis_url)
-    monkeypatch.setenv("DAMAGELENS_STORAGE_BACKEND", "local")
-    monkeypatch.setenv("DAMAGELENS_STORAGE_DIR", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    runner.job_store.cache_clear()
-    runner.object_store.cache_clear()
-    yield
-    runner.job_store.cache_clear()
-    runner.object_store.cache_clear()
-
-
 def _job(job_id: str, data: bytes, stage: Stage = Stage.classify) -> dict:
     key = job_key(job_id, "input.jpg")
     runner.object_store().put(key, data)

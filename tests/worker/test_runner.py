@@ -7,8 +7,6 @@ exercised in tests/e2e.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -38,19 +36,6 @@ class TaskDouble:
     def retry(self, exc: BaseException, countdown: float) -> RetryRequested:
         self.countdowns.append(countdown)
         return RetryRequested(str(exc))
-
-
-@pytest.fixture
-def env(redis_url: str, tmp_path: Path, monkeypatch) -> Iterator[None]:
-    monkeypatch.setenv("DAMAGELENS_REDIS_URL", redis_url)
-    monkeypatch.setenv("DAMAGELENS_STORAGE_BACKEND", "local")
-    monkeypatch.setenv("DAMAGELENS_STORAGE_DIR", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    runner.job_store.cache_clear()
-    runner.object_store.cache_clear()
-    yield
-    runner.job_store.cache_clear()
-    runner.object_store.cache_clear()
 
 
 def _job(job_id: str, data: bytes) -> dict:

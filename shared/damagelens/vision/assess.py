@@ -90,25 +90,10 @@ class Assessor:
         self.model = f"{severity_entry.name}+{detector.entry.name}"
         self.model_version = f"{severity_entry.version}+{detector.entry.version}"
 
-    @torch.inference_mode()
     def __call__(self, image: Image.Image, image_url: str) -> tuple[AssessResult, dict[str, float]]:
-        rgb = image.convert("RGB")
-        detections, det_speed = self.detector(rgb)
-        timer = StageTimer()
-        entry, model = self.severity_entry, self.severity_model
-        param = next(model.parameters())
-        with timer("severity_preprocess"):
-            crops = [rgb] + [region_crop(rgb, d.box) for d in detections[:MAX_REGIONS]]
-            batch = torch.stack([normalise(square_resize(c, entry.input_size), entry.mean, entry.std) for c in crops])
-            batch = batch.to(device=param.device, dtype=model_dtype(model))
-        with timer("severity_inference"):
-            probs = torch.softmax(model(batch).float(), dim=1).cpu()
-        with timer("shape"):
-            scores = severity_scores(probs, entry.labels)
-            result = shape_assessment(scores[0], detections, scores[1:], rgb.width, rgb.height, image_url, self.model, self.model_version)
-        speed = {f"detect_{k}": v for k, v in det_speed.items() if not k.startswith("yolo_")}
-        speed.update(timer.ms)
-        return result, speed
+        """One photo: a batch of one (both detector backends treat a one-image batch as a single call)."""
+        results, speed = self.assess_batch([image], [image_url])
+        return results[0], speed
 
     @torch.inference_mode()
     def assess_batch(self, images: list[Image.Image], image_urls: list[str]) -> tuple[list[AssessResult], dict[str, float]]:

@@ -39,6 +39,32 @@ def to_jpeg(image: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def detections_from_boxes(
+    xyxy: list[list[float]],
+    confidences: list[float],
+    classes: list[float],
+    size: tuple[int, int],
+    names: tuple[str, ...],
+    model_names: dict[int, str] | None = None,
+) -> list[Detection]:
+    """Pixel boxes of an image of `size` → `Detection`s (clipped, rounded, with normalised forms), best first."""
+    w, h = size
+    detections: list[Detection] = []
+    for box, conf, cls in zip(xyxy, confidences, classes, strict=True):
+        x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(box, (w, h, w, h), strict=True))
+        label = names[int(cls)] if int(cls) < len(names) else str((model_names or {}).get(int(cls), int(cls)))
+        detections.append(
+            Detection(
+                label=label,
+                confidence=round(float(conf), 4),
+                box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
+                box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
+            )
+        )
+    detections.sort(key=lambda d: d.confidence, reverse=True)
+    return detections
+
+
 class Detector:
     """One Ultralytics model per worker process (its predictor is not thread-safe)."""
 
@@ -80,19 +106,5 @@ class Detector:
         return detections, timer.ms
 
     def _detections(self, result, size: tuple[int, int]) -> list[Detection]:
-        detections: list[Detection] = []
-        w, h = size
         boxes = result.boxes
-        for xyxy, conf, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True):
-            x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(xyxy, (w, h, w, h), strict=True))
-            label = self.names[int(cls)] if int(cls) < len(self.names) else str(result.names.get(int(cls), cls))
-            detections.append(
-                Detection(
-                    label=label,
-                    confidence=round(float(conf), 4),
-                    box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
-                    box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
-                )
-            )
-        detections.sort(key=lambda d: d.confidence, reverse=True)
-        return detections
+        return detections_from_boxes(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), size, self.names, result.names)

@@ -24,6 +24,7 @@ from damagelens.offline import ensure_offline_env
 from damagelens.registry import ModelEntry
 from damagelens.registry.weights import resolve_weights
 from damagelens.schemas import Detection
+from damagelens.vision.detector import detections_from_boxes
 from damagelens.vision.onnx_backend import onnx_path_for, providers
 from damagelens.vision.timing import StageTimer
 
@@ -67,27 +68,6 @@ def ensure_detector_onnx(entry: ModelEntry, cache_dir: Path) -> Path:
         shutil.rmtree(work, ignore_errors=True)
     log.info("exported detector onnx", extra={"model": entry.name, "path": str(path), "ms": round((time.perf_counter() - started) * 1000)})
     return path
-
-
-def detections_from_boxes(
-    xyxy: list[list[float]], confidences: list[float], classes: list[float], size: tuple[int, int], names: tuple[str, ...]
-) -> list[Detection]:
-    """Pixel boxes of an image of `size` → `Detection`s (clipped, rounded, with normalised forms), best first."""
-    w, h = size
-    detections: list[Detection] = []
-    for box, conf, cls in zip(xyxy, confidences, classes, strict=True):
-        x1, y1, x2, y2 = (max(0.0, min(v, lim)) for v, lim in zip(box, (w, h, w, h), strict=True))
-        label = names[int(cls)] if int(cls) < len(names) else str(int(cls))
-        detections.append(
-            Detection(
-                label=label,
-                confidence=round(float(conf), 4),
-                box=[round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)],
-                box_normalized=[round(x1 / w, 4), round(y1 / h, 4), round(x2 / w, 4), round(y2 / h, 4)],
-            )
-        )
-    detections.sort(key=lambda d: d.confidence, reverse=True)
-    return detections
 
 
 class OnnxDetector:

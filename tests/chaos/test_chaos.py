@@ -105,7 +105,9 @@ def poison_watcher(stack: ChaosStack, burst: Burst, stage: str = "explain") -> C
     """Submit the poison photo and SIGKILL every worker that starts its stage, until it is settled."""
 
     def watch() -> None:
-        job_id = burst.submit(images.jpeg(500, 400, seed=666), role="poison", tasks=stage)
+        # 12 MP, so its stage runs long enough (≈ 0.1-0.2 s since the Grad-CAM speed-up) to be caught
+        # by a 10 ms poll every time; a small photo could finish between two polls and "survive".
+        job_id = burst.submit(images.jpeg(4000, 3000, seed=666), role="poison", tasks=stage)
         client = redis.Redis.from_url(stack.env["DAMAGELENS_REDIS_URL"], decode_responses=True, socket_timeout=2)
         deadline = time.monotonic() + 600
         while job_id and time.monotonic() < deadline:
@@ -123,7 +125,7 @@ def poison_watcher(stack: ChaosStack, burst: Burst, stage: str = "explain") -> C
                 if victim:
                     stack.kill(victim)
                     stack.start(victim)
-            time.sleep(0.1)
+            time.sleep(0.01)
 
     return watch
 

@@ -77,7 +77,8 @@ describe('App', () => {
     };
     fireEvent.click(screen.getByRole('button', { name: 'Retry' }));
     await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'newjob'));
-    expect(loadRecent()[0]).toMatchObject({ id: 'newjob', filename: 'car.jpg', model: 'fast' });
+    // saved by a passive effect after the card renders, so wait for it as line 148 does
+    await waitFor(() => expect(loadRecent()[0]).toMatchObject({ id: 'newjob', filename: 'car.jpg', model: 'fast' }));
   });
 
   it('uploads several photos as one inspection (a job each) and shows live stage progress', async () => {

@@ -118,7 +118,7 @@ def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
     if groups is not None:
         out["grouping"] = groups
     if calibration is not None:
-        out["calibration"] = {k: v for k, v in calibration.items() if not k.startswith("bins")}
+        out["calibration"] = calibration  # bins included: the reliability diagram can be redrawn from the report
     check = cv.get("cross_check")
     if check is not None:
         out["cross_check"] = {

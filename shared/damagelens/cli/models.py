@@ -390,6 +390,7 @@ def train_damage_types(
     init: Annotated[Path | None, typer.Option(help="start checkpoint; default: the registry's `detector` weights")] = None,
     out: Annotated[Path, typer.Option()] = Path("runs/damage-types"),
     seed: Annotated[int, typer.Option()] = 0,
+    version: Annotated[str, typer.Option(help="version of the weights written (file damage-types-v<major>.pt)")] = "1.0.0",
     install: Annotated[bool, typer.Option(help="copy best.pt into the registry as `damage-types`")] = False,
 ) -> None:
     """YOLOv8n with 3 type classes (dent/scratch/broken) on lensor train, selected on lensor val, scored on lensor test."""
@@ -410,7 +411,7 @@ def train_damage_types(
         init, yaml_path, out, epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, name=name, lr0=lr0,
         single_cls=False, hours=hours, patience=100,
     )  # fmt: skip
-    final = finalize_checkpoint(best, out / "damage-types-v1.pt", names=dict(enumerate(DAMAGE_TYPES)))
+    final = finalize_checkpoint(best, out / f"damage-types-v{version.split('.')[0]}.pt", names=dict(enumerate(DAMAGE_TYPES)))
     summary: dict = {"weights": str(final), "train_seconds": round(time.perf_counter() - t0, 1), "imgsz": imgsz}
     summary.update(score_typed_detector(final, root, out / "score", imgsz=imgsz))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -425,7 +426,7 @@ def train_damage_types(
             {
                 "task": "detect",
                 "architecture": "yolo",
-                "version": "1.0.0",
+                "version": version,
                 "trained": True,
                 "input_size": imgsz,
                 "labels": list(DAMAGE_TYPES),
@@ -433,6 +434,7 @@ def train_damage_types(
                     "test_map50": test["map50"],
                     "test_map50_95": test["map50_95"],
                     "test_agnostic_map50": summary["test_agnostic"]["map50"],
+                    "val_map50": summary["val"]["map50"],
                 },
                 "description": f"YOLOv8n (COCO, AGPL-3.0) fine-tuned at {imgsz} px on lensor train (CC BY 4.0); classes "
                 f"dent/scratch/broken; lensor test mAP50 {test['map50']:.3f} / mAP50-95 {test['map50_95']:.3f}",

@@ -21,9 +21,7 @@ import typer
 from damagelens.settings import get_settings
 from damagelens.training.calibration import calibration_report
 from damagelens.training.classify import classification_metrics
-from damagelens.training.data import scan_image_folders
-
-LABELS = ("Front Breakage", "Front Crushed", "Front Normal", "Rear Breakage", "Rear Crushed", "Rear Normal")
+from damagelens.training.data import LABELS, scan_image_folders
 
 
 def _probs(cv: dict) -> np.ndarray:

@@ -30,15 +30,16 @@ def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
 
 
 @pytest.mark.parametrize("name", ["fast", "accurate"])
-def test_shipped_registry_serves_v2_and_keeps_v1_by_name(name: str) -> None:
+def test_shipped_registry_serves_v3_and_keeps_v2_and_v1_by_name(name: str) -> None:
     registry = load_registry(Settings().registry_path)
-    current, previous = registry.get(name), registry.get(f"{name}-v1")
-    assert current.version.startswith("2.") and previous.version.startswith("1.")
-    assert previous.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
-    assert current.review_threshold is not None and 0 < current.review_threshold < 1 and current.temperature > 0
-    assert previous.review_threshold is None and previous.temperature == 1.0  # v1 was never calibrated
-    v2_file, v1_file = resolve_weights(current), resolve_weights(previous)  # both present and sha256-verified
-    assert v2_file != v1_file and v2_file.stat().st_size <= 25 * 1024 * 1024
+    current, v2, v1 = registry.get(name), registry.get(f"{name}-v2"), registry.get(f"{name}-v1")
+    assert current.version.startswith("3.") and v2.version.startswith("2.") and v1.version.startswith("1.")
+    assert v2.aliases == () and v1.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
+    for calibrated in (current, v2):
+        assert calibrated.review_threshold is not None and 0 < calibrated.review_threshold < 1 and calibrated.temperature > 0
+    assert v1.review_threshold is None and v1.temperature == 1.0  # v1 was never calibrated
+    files = {resolve_weights(e) for e in (current, v2, v1)}  # all present and sha256-verified
+    assert len(files) == 3 and all(f.stat().st_size <= 25 * 1024 * 1024 for f in files)
 
 
 def test_unknown_model_lists_valid_names() -> None:

@@ -173,8 +173,9 @@ class Settings(BaseSettings):
     onnx_quantize: Literal["none", "int8"] = Field(
         "none",
         description="With the onnxruntime backend, `int8` serves each classifier's statically quantised graph (calibrated on 128 "
-        "seeded photos of `data_dir`'s two 6-class folders, built on first use beside the FP32 export). Grouped CV accuracy: "
-        "`fast` -0.14 pt, `accurate` -0.43 pt, forward 1.5-1.8x faster; `none` by default: calibration and review threshold are "
+        "seeded photos of `data_dir`'s two 6-class folders, built on first use beside the FP32 export). "
+        "Grouped CV accuracy (v2 weights; v3 not validated): `fast` -0.14 pt, `accurate` -0.43 pt, forward 1.5-1.8x faster; "
+        "`none` by default: calibration and review threshold are "
         "fitted on FP32 logits, and workers then need the calibration photos (docs/models/int8.md).",
     )
 

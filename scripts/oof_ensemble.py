@@ -19,16 +19,14 @@ import numpy as np
 import typer
 
 from damagelens.settings import get_settings
-from damagelens.training.calibration import calibration_report
+from damagelens.training.calibration import calibration_report, softmax
 from damagelens.training.classify import classification_metrics
 from damagelens.training.data import LABELS, scan_image_folders
 
 
 def _probs(cv: dict) -> np.ndarray:
     if "oof_logits" in cv:
-        logits = np.asarray(cv["oof_logits"], dtype=np.float64)
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
+        return softmax(np.asarray(cv["oof_logits"]))
     return np.asarray(cv["oof_probs"], dtype=np.float64)
 
 

@@ -106,8 +106,14 @@ ensure_disk() {
 bootstrap_base() {
   podman image exists "$STANDIN/debian:bookworm" && return 0
   log "bootstrapping Debian 12 with mmdebstrap (once; cached as $STANDIN/debian:bookworm)"
-  [ -s "$CACHE/rootfs.tar" ] || mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$CACHE/rootfs.tar.part"
-  [ -s "$CACHE/rootfs.tar" ] || mv "$CACHE/rootfs.tar.part" "$CACHE/rootfs.tar"
+  # mmdebstrap picks its output format from the file name, and `.part` is no tar name: without
+  # --format it wrote a directory, which the old size check then took for a finished tar
+  [ -d "$CACHE/rootfs.tar" ] && rm -rf "$CACHE/rootfs.tar"
+  if [ ! -s "$CACHE/rootfs.tar" ]; then
+    rm -rf "$CACHE/rootfs.tar.part"
+    mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates bookworm "$CACHE/rootfs.tar.part"
+    mv "$CACHE/rootfs.tar.part" "$CACHE/rootfs.tar"
+  fi
   podman import "$CACHE/rootfs.tar" "$STANDIN/debian:bookworm" > /dev/null
 }
 

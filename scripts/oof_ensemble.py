@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 """Would averaging two classifiers help? Scores the mean of their out-of-fold probabilities.
 
-    python scripts/oof_ensemble.py runs/v3/fast-288/fast/cv.json runs/v3/accurate-tail/accurate/cv.json
+    python scripts/oof_ensemble.py runs/v3/fast-288/fast/cv.json runs/v3/accurate-tail/accurate/cv.json \\
+        --out docs/models/runs/v2/ensemble-v3-oof.json --plots docs/models --name accurate-v4
 
 Both runs must come from `damagelens train classify` on the same photos with the same fold seed
 (the script checks that the photo lists match). Prints accuracy, macro-F1, damaged-called-normal,
-and temperature/ECE/review rule of the mean, next to each member, as one JSON object. Out-of-fold
-only: an equal-weight mean needs no fitting, so no fold sees its own labels.
+and temperature/ECE/review rule of the mean, next to each member, as one JSON object; with
+`--plots`, the mean's confusion matrix and reliability diagram as PNGs. Out-of-fold only: an
+equal-weight mean needs no fitting, so no fold sees its own labels. The 169-photo cross-check of
+the runs (train on `-more`, test on the 169) is averaged the same way. This is exactly what the
+served `mean_ensemble` computes (`damagelens.vision.architectures.ensemble`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import numpy as np
 import typer
 
 from damagelens.settings import get_settings
-from damagelens.training.calibration import calibration_report, softmax
-from damagelens.training.classify import classification_metrics
+from damagelens.training.calibration import calibration_report, reliability_png, softmax
+from damagelens.training.classify import classification_metrics, per_class_recall
 from damagelens.training.data import LABELS, scan_image_folders
+from damagelens.training.report import confusion_png
 
 
 def _probs(cv: dict) -> np.ndarray:
@@ -30,12 +35,20 @@ def _probs(cv: dict) -> np.ndarray:
     return np.asarray(cv["oof_probs"], dtype=np.float64)
 
 
-def _score(probs: np.ndarray, labels: np.ndarray) -> dict:
+def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
     m = classification_metrics(labels, probs.argmax(1), LABELS)
-    cal = calibration_report(np.log(np.clip(probs, 1e-8, 1.0)), labels)
-    review = cal["review"]
     return {
-        **{k: m[k] for k in ("accuracy", "macro_f1", "condition_accuracy", "damaged_called_normal")},
+        **{k: m[k] for k in ("accuracy", "macro_f1", "view_accuracy", "condition_accuracy", "damaged_called_normal")},
+        "per_class_recall": per_class_recall(m["confusion"], LABELS),
+        "confusion": m["confusion"],
+    }
+
+
+def _score(probs: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
+    cal = calibration_report(np.log(np.clip(probs, 1e-12, 1.0)), labels)  # the served module's output: log of the mean
+    review = cal["review"]
+    scored = {
+        **_metrics(probs, labels),
         "temperature": cal["temperature"],
         "ece_before": cal["ece_before"],
         "ece_after": cal["ece_after"],
@@ -43,25 +56,44 @@ def _score(probs: np.ndarray, labels: np.ndarray) -> dict:
         "auto_share": review["auto_share"],
         "auto_accuracy": review["auto_accuracy"],
     }
+    return scored, cal
 
 
 def main(
     runs: Annotated[list[Path], typer.Argument(help="cv.json of each member (written under <out>/<name>/)")],
     data: Annotated[list[Path] | None, typer.Option(help="the runs' --data folders; default both 6-class folders")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
+    plots: Annotated[Path | None, typer.Option(help="folder for <name>-confusion.png and <name>-reliability.png")] = None,
+    name: Annotated[str, typer.Option(help="file-name stem and title of the plots")] = "ensemble",
 ) -> None:
     base = Path(get_settings().data_dir)
     records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))
     labels = np.array([r.label for r in records])
     names = [r.path.name for r in records]
-    members = {}
-    for path in runs:
-        cv = json.loads(path.read_text())
+    cvs = {str(path): json.loads(path.read_text()) for path in runs}
+    for path, cv in cvs.items():
         if cv.get("files") != names:
             raise typer.BadParameter(f"{path}: its photo list differs from the scanned data (other --data or order)")
-        members[str(path)] = _probs(cv)
-    mean = np.mean(list(members.values()), axis=0)
-    out = {"members": {k: _score(p, labels) for k, p in members.items()}, "mean": _score(mean, labels), "n": len(labels)}
-    print(json.dumps(out, indent=2))
+    members = {path: _probs(cv) for path, cv in cvs.items()}
+    mean, calibration = _score(np.mean(list(members.values()), axis=0), labels)
+    result = {"members": {k: _score(p, labels)[0] for k, p in members.items()}, "mean": mean, "n": len(labels)}
+    checks = [cv.get("cross_check") for cv in cvs.values()]
+    if all(c and "logits" in c for c in checks) and len({tuple(c["labels_true"]) for c in checks}) == 1:
+        check_labels = np.asarray(checks[0]["labels_true"])
+        check_probs = np.mean([softmax(np.asarray(c["logits"])) for c in checks], axis=0)
+        result["mean_cross_check"] = {"n": len(check_labels), "train_n": checks[0]["train_n"], **_metrics(check_probs, check_labels)}
+    if plots is not None:
+        confusion_png(
+            mean["confusion"],
+            list(LABELS),
+            plots / f"{name}-confusion.png",
+            f"{name}: grouped CV (out of fold), acc {mean['accuracy']:.3f}",
+        )
+        reliability_png(calibration, plots / f"{name}-reliability.png", f"{name}: out-of-fold mean of the members")
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

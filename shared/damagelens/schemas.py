@@ -321,6 +321,7 @@ class ModelPublic(BaseModel):
     description: str
     temperature: float = Field(1.0, description="softmax temperature applied to the logits (fit on out-of-fold predictions)")
     review_threshold: float | None = Field(None, description="calibrated confidence below which a result is flagged for review")
+    members: list[str] = Field(default_factory=list, description="an ensemble's member models (their probabilities are averaged)")
 
 
 class Limits(BaseModel):

@@ -29,17 +29,19 @@ def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
         assert entry.cam_target_layer
 
 
-@pytest.mark.parametrize("name", ["fast", "accurate"])
-def test_shipped_registry_serves_v3_and_keeps_v2_and_v1_by_name(name: str) -> None:
+@pytest.mark.parametrize(("name", "current_major"), [("fast", "3."), ("accurate", "4.")])
+def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_name(name: str, current_major: str) -> None:
     registry = load_registry(Settings().registry_path)
     current, v2, v1 = registry.get(name), registry.get(f"{name}-v2"), registry.get(f"{name}-v1")
-    assert current.version.startswith("3.") and v2.version.startswith("2.") and v1.version.startswith("1.")
+    assert current.version.startswith(current_major) and v2.version.startswith("2.") and v1.version.startswith("1.")
+    assert registry.get(f"{name}-v3").version.startswith("3.")
     assert v2.aliases == () and v1.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
     for calibrated in (current, v2):
         assert calibrated.review_threshold is not None and 0 < calibrated.review_threshold < 1 and calibrated.temperature > 0
     assert v1.review_threshold is None and v1.temperature == 1.0  # v1 was never calibrated
-    files = {resolve_weights(e) for e in (current, v2, v1)}  # all present and sha256-verified
-    assert len(files) == 3 and all(f.stat().st_size <= 25 * 1024 * 1024 for f in files)
+    with_files = [e for e in (current, v2, v1) if not e.members] + list(current.member_entries)  # an ensemble's files are its members'
+    files = {resolve_weights(e) for e in with_files}  # all present and sha256-verified
+    assert len(files) == len(with_files) and all(f.stat().st_size <= 25 * 1024 * 1024 for f in files)
 
 
 def test_unknown_model_lists_valid_names() -> None:

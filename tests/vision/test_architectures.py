@@ -23,7 +23,7 @@ CLASSIFIERS = [e for e in load_registry(Settings().registry_path).list("classify
 def test_registry_classifier_forward(entry: ModelEntry) -> None:
     model = build_architecture(entry).eval()
     with torch.no_grad():
-        logits = model(torch.randn(2, 3, entry.input_size, entry.input_size))
+        logits = model(torch.randn(2, entry.input_channels, entry.input_size, entry.input_size))
     assert logits.shape == (2, len(entry.labels))
     assert model.get_submodule(entry.cam_target_layer) is not None
 

@@ -124,3 +124,11 @@ def test_export_is_keyed_by_the_weights_sha256(tmp_path: Path) -> None:
     placeholder = entry.model_copy(update={"weights": None, "sha256": None})
     resized = placeholder.model_copy(update={"input_size": 96})
     assert onnx_path_for(placeholder, tmp_path) != onnx_path_for(resized, tmp_path)
+
+
+def test_an_ensembles_export_is_keyed_by_its_members_weights(tmp_path: Path) -> None:
+    entry = load_registry(get_settings().registry_path).get("accurate")
+    assert entry.member_entries and entry.sha256 is None
+    first, second = entry.member_entries
+    retrained = entry.model_copy(update={"member_entries": (first, second.model_copy(update={"sha256": "f" * 64}))})
+    assert onnx_path_for(retrained, tmp_path) != onnx_path_for(entry, tmp_path)

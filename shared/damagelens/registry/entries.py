@@ -26,6 +26,9 @@ class UnknownModelError(KeyError):
         return f"unknown model {self.name!r}; valid names: {', '.join(self.valid)}"
 
 
+ENSEMBLE = "mean_ensemble"
+
+
 class ModelEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
@@ -47,6 +50,8 @@ class ModelEntry(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="architecture keyword arguments")
     temperature: float = Field(1.0, gt=0, description="probabilities = softmax(logits / temperature); fit on out-of-fold logits")
     review_threshold: float | None = Field(None, ge=0, le=1, description="calibrated confidence below which a result needs review")
+    members: tuple[str, ...] = Field((), description="an ensemble's member models, by registry name; it serves their mean")
+    member_entries: tuple[ModelEntry, ...] = Field((), exclude=True, description="the members, resolved by the registry")
     base_dir: Path | None = Field(None, exclude=True, description="where relative weight paths start")
 
     @model_validator(mode="after")
@@ -55,7 +60,16 @@ class ModelEntry(BaseModel):
             raise ValueError(f"classifier {self.name!r} needs labels")
         if self.weights is not None and self.sha256 is None:
             raise ValueError(f"weights of {self.name!r} need a sha256 (checked on every load)")
+        if bool(self.members) != (self.architecture == ENSEMBLE):
+            raise ValueError(f"{self.name!r}: members go with architecture {ENSEMBLE!r} and only with it")
+        if self.members and self.weights is not None:
+            raise ValueError(f"ensemble {self.name!r} has no weights of its own: its members carry them")
         return self
+
+    @property
+    def input_channels(self) -> int:
+        """3, or 3 per member for an ensemble (its members' views stacked: `vision.preprocess.to_input_tensor`)."""
+        return 3 * (len(self.members) or 1)
 
     def public(self) -> ModelPublic:
         return ModelPublic(
@@ -71,6 +85,7 @@ class ModelEntry(BaseModel):
             description=self.description,
             temperature=self.temperature,
             review_threshold=self.review_threshold,
+            members=list(self.members),
         )
 
 
@@ -87,6 +102,23 @@ class Registry:
             self._entries[entry.name] = entry
             for alias in entry.aliases:
                 self._aliases[alias] = entry.name
+        for entry in list(self._entries.values()):
+            if entry.members:
+                self._entries[entry.name] = entry.model_copy(
+                    update={"member_entries": tuple(self._member(entry, m) for m in entry.members)}
+                )
+
+    def _member(self, ensemble: ModelEntry, name: str) -> ModelEntry:
+        """Members must be plain classifiers with weights and the ensemble's labels; the first sets the input size."""
+        canonical = self._aliases.get(name, name)
+        member = self._entries.get(canonical)
+        if member is None or member.task != "classify" or member.members or member.weights is None:
+            raise RegistryError(f"ensemble {ensemble.name!r}: member {name!r} is not a classifier with weights in this registry")
+        if member.labels != ensemble.labels:
+            raise RegistryError(f"ensemble {ensemble.name!r}: member {name!r} has other labels")
+        if member.input_size > ensemble.input_size or (name == ensemble.members[0] and member.input_size != ensemble.input_size):
+            raise RegistryError(f"ensemble {ensemble.name!r}: its input size is its first member's, and no member's is larger")
+        return member
 
     def get(self, name: str, task: str | None = None) -> ModelEntry:
         canonical = self._aliases.get(name, name)

@@ -43,7 +43,7 @@ def load_into(model: nn.Module, path: Path) -> nn.Module:
 def export_onnx(model: nn.Module, entry: ModelEntry, path: Path, opset: int = 17) -> Path:
     """Static batch-1 graph (the service's shape) with a dynamic batch axis."""
     model = model.float().eval()
-    x = torch.randn(1, 3, entry.input_size, entry.input_size)
+    x = torch.randn(1, entry.input_channels, entry.input_size, entry.input_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(

@@ -33,6 +33,7 @@ def install_weights(registry_path: Path, name: str, weights: Path, updates: dict
         keep_previous(models, entry)
         for stale in ("temperature", "review_threshold", "metrics"):
             entry.pop(stale, None)
+    entry.pop("members", None)  # a weight file is one model: an ensemble taken over by it stops being one
     entry.update(updates)
     entry["weights"] = f"weights/{target.name}"
     entry["sha256"] = sha256_file(target)

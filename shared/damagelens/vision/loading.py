@@ -29,11 +29,15 @@ def load_classifier(entry: ModelEntry, device: torch.device, half: bool | None =
     """Build, load strictly (seed layouts included), move, and set eval mode.
 
     An entry without weights gets its ImageNet backbone and a seeded random head, so the
-    untrained placeholder is at least deterministic.
+    untrained placeholder is at least deterministic; an ensemble loads its members' files.
     """
     started = time.perf_counter()
     path = resolve_weights(entry)
-    if path is None:
+    if entry.member_entries:  # an ensemble: each member from its own verified weight file
+        model = build_architecture(entry, pretrained_backbone=False)
+        for module, member in zip(model.members, entry.member_entries, strict=True):
+            load_weights_into(module, resolve_weights(member))
+    elif path is None:
         torch.manual_seed(0)
         model = build_architecture(entry, pretrained_backbone=True)
     else:

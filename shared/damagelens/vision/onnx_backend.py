@@ -20,7 +20,7 @@ from PIL import Image
 from damagelens.registry import ModelEntry
 from damagelens.schemas import ClassifyResult
 from damagelens.vision.classify import result_from_logits
-from damagelens.vision.preprocess import normalise, square_resize
+from damagelens.vision.preprocess import to_input_tensor
 from damagelens.vision.timing import StageTimer
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ def onnx_path_for(entry: ModelEntry, cache_dir: Path) -> Path:
     their architecture config instead, so an edited placeholder never reuses an old graph."""
     if entry.sha256:
         key = entry.sha256[:16]
+    elif entry.member_entries:  # an ensemble changes whenever a member's weights do
+        key = "ensemble-" + hashlib.sha256("".join(str(m.sha256) for m in entry.member_entries).encode()).hexdigest()[:12]
     else:
         config = entry.model_dump_json(include={"architecture", "input_size", "labels", "options"})
         key = "random-" + hashlib.sha256(config.encode()).hexdigest()[:12]
@@ -91,8 +93,8 @@ class OnnxClassifier:
         return self.session.run(None, {self.input_name: batch})[0]
 
     def input_array(self, image: Image.Image) -> np.ndarray:
-        """The same preprocessing as torch's `to_input_tensor`, as a float32 `[1, 3, S, S]` array."""
-        return normalise(square_resize(image, self.entry.input_size), self.entry.mean, self.entry.std).numpy()[None]
+        """torch's own preprocessing (`to_input_tensor`), as a float32 `[1, C, S, S]` array."""
+        return to_input_tensor(image, self.entry).numpy()
 
     def __call__(self, image: Image.Image) -> tuple[ClassifyResult, dict[str, float]]:
         timer = StageTimer()

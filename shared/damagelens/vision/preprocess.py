@@ -24,5 +24,16 @@ def normalise(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -
 
 
 def to_input_tensor(image: Image.Image, entry: ModelEntry) -> torch.Tensor:
-    """The model input for one image: `[1, 3, S, S]`."""
-    return normalise(square_resize(image, entry.input_size), entry.mean, entry.std).unsqueeze(0)
+    """The model input for one image: `[1, 3, S, S]`.
+
+    An ensemble's input stacks its members' own views along channels, `[1, 3k, S, S]`, each member's
+    square top-left and zero-padded (`architectures.ensemble`): every member sees the photo resized
+    once, from the original, to its own size.
+    """
+    if not entry.member_entries:
+        return normalise(square_resize(image, entry.input_size), entry.mean, entry.std).unsqueeze(0)
+    packed = torch.zeros(1, entry.input_channels, entry.input_size, entry.input_size)
+    for i, member in enumerate(entry.member_entries):
+        size = member.input_size
+        packed[0, 3 * i : 3 * i + 3, :size, :size] = normalise(square_resize(image, size), member.mean, member.std)
+    return packed

@@ -6,7 +6,7 @@
 #   sudo scripts/container-smoke.sh         # or: make test-containers
 #
 # What it does, in order (each step is skipped when its result is already there):
-#   1. installs podman, runc, netavark, aardvark-dns, iptables (netavark needs it), mmdebstrap and
+#   1. installs podman, runc, netavark, aardvark-dns, iptables (netavark needs it), catatonit (`init: true`), mmdebstrap and
 #      docker-compose (Debian packages);
 #   2. bootstraps a Debian 12 base once with mmdebstrap and caches it as a local image;
 #   3. builds local stand-ins for the public images that cannot be pulled here (python, node, nginx,
@@ -50,6 +50,8 @@ install_engine() {
     command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
   done
   [ -x /usr/lib/podman/netavark ] || [ -x /usr/libexec/podman/netavark ] || need+=(netavark aardvark-dns)
+  # compose's `init: true` (the workers) needs podman's init binary, only a Recommends of podman
+  [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
   if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || { echo "container-smoke: need root to install ${need[*]}" >&2; exit 2; }
     log "installing ${need[*]}"

@@ -148,7 +148,8 @@ def explain_profile(models: list[str], runs: int) -> dict:
             batch = step("preprocess", lambda image=image, entry=entry: to_input_tensor(image, entry))
             with torch.no_grad():
                 target = step("predict_forward", lambda batch=batch, model=model: int(model(batch).argmax(dim=1).item()))
-            with GradCAM(model=model, target_layers=[layer]) as cam:
+            # the service's CAM: the graph starts at the target layer (the Explainer froze the weights)
+            with explainer._cut(), GradCAM(model=model, target_layers=[layer]) as cam:
                 targets = [ClassifierOutputTarget(target)]
                 gray = step("cam_forward_backward", lambda cam=cam, x=batch, t=targets: cam(input_tensor=x, targets=t)[0])
             scale = min(1.0, MAX_OUTPUT_SIDE / max(image.size))

@@ -125,6 +125,17 @@ def test_real_photos_get_all_three_results(stack: Stack, real_photos: list[Path]
     print(f"\n{len(ids)} real photos through all three stages in {time.monotonic() - started:.1f}s")
 
 
+def test_the_accurate_ensemble_serves_real_photos(stack: Stack, real_photos: list[Path]) -> None:
+    """`accurate` is a two-member ensemble: classify (ONNX Runtime in the worker) and Grad-CAM through it."""
+    ids = [_submit(stack, photo.read_bytes(), photo.name, model="accurate") for photo in real_photos[:2]]
+    for job_id in ids:
+        job = stack.wait_for_job(job_id)
+        _check_complete(stack, job)
+        cls = job["results"]["classification"]
+        assert cls["model"] == "accurate" and cls["model_version"].startswith("4.")
+        assert job["results"]["explanation"]["target_label"] == cls["label"]  # the CAM explains the ensemble's own class
+
+
 @pytest.mark.parametrize(
     ("factory", "size"),
     [

@@ -13,18 +13,37 @@
 # (scripts/container-smoke.sh does); everyone else gets the pinned public image.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
-FROM ${PYTHON_IMAGE} AS builder
+# One stage on purpose: the venv holds a CUDA-bundling torch of ~7 GB, and a builder stage copied
+# into a runtime stage makes the engine hold it twice more while it commits the copy (a rebuild ran
+# out of disk on a CI machine that way). The base has no compilers to leave behind anyway.
+FROM ${PYTHON_IMAGE} AS runtime
 
 ARG TORCH_VARIANT=cuda
 ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
+LABEL org.opencontainers.image.title="damagelens-worker" \
+      org.opencontainers.image.description="DamageLens Celery worker (torch ${TORCH_VARIANT})" \
+      org.opencontainers.image.licenses="AGPL-3.0-only" \
+      io.damagelens.torch-variant="${TORCH_VARIANT}"
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Shared libraries OpenCV/torch load at run time; lists removed in the same layer.
+# DL3008: Debian point releases replace old package versions, so exact apt pins break rebuilds;
+# the base image digest pins the distribution snapshot instead.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libglib2.0-0 libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/damagelens/storage /var/cache/damagelens \
+    && chown -R app:app /var/lib/damagelens /var/cache/damagelens \
+    && python -m venv /opt/venv
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
-
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN python -m venv /opt/venv
 WORKDIR /app
 
 # Dependencies. torch/torchvision versions come from requirements/worker.txt (single source);
@@ -55,29 +74,6 @@ RUN pip install --no-cache-dir --no-deps -e ./shared -e ./services/worker \
     && YOLO_OFFLINE=1 YOLO_CONFIG_DIR=/tmp/yolo-build MPLCONFIGDIR=/tmp/mpl-build \
        python -c "import cv2, torch, torchvision, timm, pytorch_grad_cam, ultralytics, damagelens_worker" \
     && rm -rf /tmp/yolo-build /tmp/mpl-build
-
-FROM ${PYTHON_IMAGE} AS runtime
-
-ARG TORCH_VARIANT=cuda
-LABEL org.opencontainers.image.title="damagelens-worker" \
-      org.opencontainers.image.description="DamageLens Celery worker (torch ${TORCH_VARIANT})" \
-      org.opencontainers.image.licenses="AGPL-3.0-only" \
-      io.damagelens.torch-variant="${TORCH_VARIANT}"
-
-# Shared libraries OpenCV/torch load at run time; lists removed in the same layer.
-# DL3008: Debian point releases replace old package versions, so exact apt pins break rebuilds;
-# the base image digest pins the distribution snapshot instead.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libglib2.0-0 libgomp1 \
-    && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /var/lib/damagelens/storage /var/cache/damagelens \
-    && chown -R app:app /var/lib/damagelens /var/cache/damagelens
-
-COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -55,7 +55,8 @@ def _base_args(path) -> dict[str, str]:
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_bases_pinned_by_tag_and_digest(name):
     groups = stages(DOCKERFILES[name])
-    assert len(groups) >= 2, "multi-stage build expected"
+    if name != "worker":  # the worker is one stage on purpose (test_worker_venv_is_built_in_place)
+        assert len(groups) >= 2, "multi-stage build expected"
     defaults = _base_args(DOCKERFILES[name])
     aliases: set[str] = set()
     for group in groups:
@@ -70,6 +71,17 @@ def test_bases_pinned_by_tag_and_digest(name):
             assert ":latest@" not in image
         if len(words) >= 3 and words[1].upper() == "AS":
             aliases.add(words[2])
+
+
+def test_worker_venv_is_built_in_place():
+    """The worker's venv (a CUDA-bundling torch, ~7 GB) is never copied between stages: the engine
+    would hold it twice more while committing the copy, and a CI rebuild ran out of disk that way."""
+    groups = stages(DOCKERFILES["worker"])
+    copies = [args for group in groups for instr, args in group if instr == "COPY" and "--from" in args]
+    assert not copies, copies
+    final = groups[-1]
+    assert any(instr == "RUN" and "python -m venv /opt/venv" in args for instr, args in final)
+    assert any(instr == "RUN" and "requirements/worker.txt" in args for instr, args in final)
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)

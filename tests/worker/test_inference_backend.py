@@ -91,3 +91,13 @@ def test_detect_and_assess_follow_the_backend_and_warm_up_exports_their_graphs(f
     assert [d.severity for d in assessed_onnx.damages] == [d.severity for d in assessed_torch.damages]
     assert by_torch and [d.label for d in by_onnx] == [d.label for d in by_torch]
     assert np.abs(np.array([d.box for d in by_onnx]) - np.array([d.box for d in by_torch])).max() <= 1.0
+
+
+def test_served_classifiers_are_what_clients_reach(monkeypatch) -> None:
+    """Warm-up (classify and explain) covers the default and every aliased current version, by real name."""
+    monkeypatch.setenv("DAMAGELENS_DEFAULT_MODEL", "resnet")  # an alias of `fast`
+    get_settings.cache_clear()
+    served = model_cache.served_classifiers()
+    assert served[0] == "fast" and "accurate" in served
+    assert not {"fast-v1", "fast-v2", "accurate-v1", "accurate-v2"} & set(served)  # kept versions load on demand
+    get_settings.cache_clear()

@@ -139,20 +139,26 @@ def assessor():
         return Assessor(severity, load_classifier(severity, device()), detector)
 
 
+def served_classifiers() -> list[str]:
+    """The classifier names clients reach: the default and the aliased current versions. Kept older
+    versions (`fast-v1`, …) load on their first request instead of slowing every start."""
+    default = registry().get(get_settings().default_model, task="classify").name
+    return [e.name for e in registry().list("classify") if e.name == default or (e.trained and e.aliases)]
+
+
 def warm_up(queue: str) -> None:
-    """Load and run each default model once so the first real job pays no start-up cost."""
+    """Load and run each served model once so the first real job pays no start-up cost."""
     from PIL import Image
 
     settings = get_settings()
     blank = Image.new("RGB", (320, 240), (128, 128, 128))
     if queue == "classify":
-        # The names clients reach (the default and the aliased current versions); kept older
-        # versions (`fast-v1`, …) load on their first request instead of slowing every start.
-        for entry in registry().list("classify"):
-            if entry.name == settings.default_model or (entry.trained and entry.aliases):
-                classify(entry.name, blank)
+        for name in served_classifiers():
+            classify(name, blank)
     elif queue == "explain":
-        explainer(registry().get(settings.default_model).name, settings.cam_method)(blank)
+        # every served classifier: a first `model=accurate` Grad-CAM would otherwise pay the load
+        for name in served_classifiers():
+            explainer(name, settings.cam_method)(blank)
     elif queue == "detect":
         detector()(blank)
     elif queue == "assess":

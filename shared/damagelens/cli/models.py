@@ -312,6 +312,7 @@ def train_severity(
     device: Annotated[str, typer.Option()] = "auto",
     out: Annotated[Path, typer.Option(help="run folder (cache, checkpoints, metrics, weights)")] = Path("runs/severity"),
     seed: Annotated[int, typer.Option()] = 0,
+    version: Annotated[str, typer.Option(help="version of the weights written (file severity-v<major>.safetensors)")] = "1.0.0",
     install: Annotated[bool, typer.Option(help="copy the weights into the registry as `severity`")] = False,
 ) -> None:
     """Photo-level severity: fit on train, early-stop and score on val; prints the val metrics JSON last."""
@@ -343,7 +344,9 @@ def train_severity(
     model, _res, val = holdout_fit(entry, train_records, val_records, cfg, cache_dir=run / "cache", out_dir=run / "fit")
     (run / "val.json").write_text(json.dumps(val, indent=2))
     confusion_png(val["confusion"], list(entry.labels), run / "confusion.png", f"severity: val, macro-F1 {val['macro_f1']:.3f}")
-    weights = save_fp16_safetensors(model, run / "severity-v1.safetensors", {"name": "severity", "best_epoch": str(val["best_epoch"])})
+    weights = save_fp16_safetensors(
+        model, run / f"severity-v{version.split('.')[0]}.safetensors", {"name": "severity", "best_epoch": str(val["best_epoch"])}
+    )
     summary = {
         "model": "severity",
         "input_size": preset.input_size,
@@ -363,7 +366,7 @@ def train_severity(
             {
                 "task": "severity",
                 "architecture": preset.architecture,
-                "version": "1.0.0",
+                "version": version,
                 "trained": True,
                 "input_size": preset.input_size,
                 "mean": list(entry.mean),

@@ -562,7 +562,7 @@ def convert_yolo_cmd(
 def export_cmd(
     name: Annotated[str, typer.Argument(help="registry name or alias")],
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="also export ONNX and print the parity max-abs-diff")] = False,
-    push: Annotated[str | None, typer.Option(help="upload to hf://org/repo[/subdir] with huggingface_hub")] = None,
+    push: Annotated[str | None, typer.Option(help="upload with huggingface_hub to hf://org/repo, or hf://org/repo/subdir")] = None,
     out: Annotated[Path, typer.Option()] = Path("runs/export"),
 ) -> None:
     """FP16 safetensors (+ ONNX with onnxruntime parity) of a registry model; optional Hub upload."""

@@ -14,8 +14,9 @@ from damagelens.vision.onnx_backend import ensure_onnx
 
 CLASS_FOLDERS = ("F_Breakage", "F_Crushed", "F_Normal", "R_Breakage", "R_Crushed", "R_Normal")
 # Measured on 60 photos of `-more` (docs/models/int8.md): top-1 agreement 0.97, largest probability
-# difference 0.08. The bounds leave room for 12 photos without letting a broken graph through.
-MIN_AGREEMENT = 10 / 12
+# difference 0.08. The bounds leave room for 12 photos without letting a broken graph through: at
+# most 2 of the 12 may change their top-1 (counted, not compared as a rounded fraction: 10/12 is 0.8333).
+MIN_AGREEING = 10
 MAX_PROB_DIFF = 0.25
 
 
@@ -51,7 +52,8 @@ def test_int8_fast_agrees_with_fp32_on_real_photos(data_dir: Path, tmp_path: Pat
         f"median {np.median(run['fp32_ms']):.1f} ms FP32 vs {np.median(run['int8_ms']):.1f} ms INT8 (1 thread, noisy)"
     )
     assert stats["n"] == len(check) == 12
-    assert stats["top1_agreement"] >= MIN_AGREEMENT
+    agreeing = int((run["fp32_logits"].argmax(1) == run["int8_logits"].argmax(1)).sum())
+    assert agreeing >= MIN_AGREEING, f"{agreeing} of 12 photos keep their top-1 class under INT8"
     assert stats["max_abs_prob_diff"] <= MAX_PROB_DIFF
 
 

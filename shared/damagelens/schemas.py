@@ -57,6 +57,7 @@ class ErrorInfo(BaseModel):
 class StageState(BaseModel):
     status: Status = Status.queued
     attempts: int = 0
+    retries: int = Field(0, description="deliveries that ended in a transient-error retry (storage or Redis): attempts, not lost ones")
     started_at: datetime | None = None
     finished_at: datetime | None = None
     speed_ms: dict[str, float] = Field(default_factory=dict)

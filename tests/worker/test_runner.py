@@ -153,6 +153,36 @@ def test_too_many_deliveries_fail_the_stage(env) -> None:
     assert _stage("loop").status == Status.failed
 
 
+def test_a_restored_message_knows_the_retries_of_another_delivery(env) -> None:
+    """Seen in the chaos suite: a delivery dies with its worker; the reaper re-enqueues the stage, and that
+    new message retries through a storage outage (each retry a delivery); later the reaper restores the
+    dead worker's original message (its own retry count 0). The retries are on the stage, so the
+    original message sees one lost delivery, not `attempts` of them, and finishes the stage."""
+    limit = get_settings().stage_max_attempts
+    payload = _job("restored", images.jpeg())
+    runner.job_store().set_stage("restored", Stage.classify, StageState(status=Status.running, attempts=1, started_at=utcnow()))
+
+    def store_down(payload, image):
+        raise StorageError("connection refused")
+
+    for retries in range(limit):  # the reaper's new message, retried through the outage
+        with pytest.raises(RetryRequested):
+            runner.run_stage(TaskDouble(retries=retries, max_retries=limit + 2), payload, store_down)
+    assert _stage("restored").attempts == limit + 1 and _stage("restored").retries == limit
+    assert runner.run_stage(TaskDouble(retries=0), payload, _ok) == {"status": "succeeded"}  # the restored original
+    assert _stage("restored").attempts == limit + 2
+
+
+def test_retries_do_not_hide_deliveries_that_were_lost(env) -> None:
+    """The poison-photo rule still holds with retries recorded: `limit` lost deliveries fail the stage."""
+    limit = get_settings().stage_max_attempts
+    payload = _job("poison", images.jpeg())
+    runner.job_store().set_stage(
+        "poison", Stage.classify, StageState(status=Status.running, attempts=limit + 2, retries=2, started_at=utcnow())
+    )
+    assert runner.run_stage(TaskDouble(retries=1), payload, _ok) == {"failed": "worker_lost"}
+
+
 def test_canceled_and_expired_jobs_are_skipped(env) -> None:
     payload = _job("cancel", images.jpeg())
     runner.job_store().cancel("cancel")

@@ -124,9 +124,7 @@ def _begin(payload: StageTask, retries: int) -> StageState | dict:
     state = record.stages.get(payload.stage, StageState())
     if record.canceled or state.status in (Status.canceled, Status.succeeded, Status.failed):
         return {"skipped": state.status.value if not record.canceled else "canceled"}
-    if state.attempts - retries >= settings.stage_max_attempts:
-        # Every delivery counts an attempt; those our own retries explain are not lost ones. The rest
-        # are deliveries whose worker died (OOM, segfault, SIGKILL) before finishing.
+    if _lost_deliveries(state, retries) >= settings.stage_max_attempts:
         return _fail(payload, state, "worker_lost", f"the stage was delivered {state.attempts} times and never finished")
     state = state.model_copy(
         update={"status": Status.running, "attempts": state.attempts + 1, "started_at": utcnow(), "error": None, "worker": worker_id()}
@@ -135,6 +133,14 @@ def _begin(payload: StageTask, retries: int) -> StageState | dict:
         return {"skipped": "finished_elsewhere"}  # canceled (or expired) between the read and this write
     log.info("stage started", extra={"stage": payload.stage.value, "attempt": state.attempts})
     return state
+
+
+def _lost_deliveries(state: StageState, retries: int) -> int:
+    """Deliveries whose worker died (OOM, segfault, SIGKILL) before finishing: every delivery counts an
+    attempt, and those that ended in one of our own retries are not lost. The stage records its retries
+    (so a redelivered older message, e.g. one the reaper restored, still knows them); this message's own
+    retry count covers a retry whose hand-over could not be recorded because Redis was down."""
+    return state.attempts - max(retries, state.retries)
 
 
 def _load_image(payload: StageTask) -> Image.Image:
@@ -176,7 +182,7 @@ def _hand_over_to_retry(payload: StageTask, kind: str) -> None:
         jobs.count_retry(kind)
         state = jobs.get(payload.job_id).stages.get(payload.stage)
         if state is not None and state.status == Status.running:
-            jobs.set_stage(payload.job_id, payload.stage, state.model_copy(update={"worker": None}))
+            jobs.set_stage(payload.job_id, payload.stage, state.model_copy(update={"worker": None, "retries": state.retries + 1}))
     except Exception:  # noqa: BLE001
         log.debug("could not hand the stage over to its retry", extra={"stage": payload.stage.value})
 
@@ -267,7 +273,7 @@ def _prepare(item: _Item) -> None:
         item.outcome = began
         return
     item.state = began
-    item.lost_before = began.attempts - 1 - item.retries > 0
+    item.lost_before = _lost_deliveries(began, item.retries) > 1  # `began` counts this delivery too
     item.image = _load_image(item.payload)
 
 

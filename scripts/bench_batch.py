@@ -44,6 +44,8 @@ def photos(n: int) -> list[Path]:
     while len(out) < n and any(i < len(files) for files in per_folder):  # round-robin over the classes
         out.extend(files[i] for files in per_folder if i < len(files))
         i += 1
+    if out and len(out) < n:  # fewer photos than asked (a copied subset on a GPU box): cycle through them
+        out = (out * -(-n // len(out)))[:n]
     return out[:n]
 
 

@@ -395,6 +395,12 @@ def train_damage_types(
     seed: Annotated[int, typer.Option()] = 0,
     version: Annotated[str, typer.Option(help="version of the weights written (file damage-types-v<major>.pt)")] = "1.0.0",
     install: Annotated[bool, typer.Option(help="copy best.pt into the registry as `damage-types`")] = False,
+    workers: Annotated[int, typer.Option(help="dataloader worker processes (0: in the main process, right for 2 cores)")] = 0,
+    cache: Annotated[bool, typer.Option(help="hold the decoded training photos in RAM")] = False,
+    score: Annotated[
+        bool, typer.Option(help="score on lensor val/test after training (--no-score: train only, score later with --weights)")
+    ] = True,
+    weights: Annotated[Path | None, typer.Option(help="skip training: score (and --install) this checkpoint instead")] = None,
 ) -> None:
     """YOLOv8n with 3 type classes (dent/scratch/broken) on lensor train, selected on lensor val, scored on lensor test."""
     ensure_offline_env()
@@ -402,20 +408,32 @@ def train_damage_types(
     from damagelens.training.damage_types import DAMAGE_TYPES, build_typed_dataset, score_typed_detector
     from damagelens.training.yolo import finalize_checkpoint, train_detector
 
+    if install and not score:
+        raise typer.BadParameter("--install needs the scores: drop --no-score, or score later with --weights")
     _threads(device)
     root = data or Path(_settings().data_dir) / "detection" / "lensor"
     out = Path(out)
     name = f"lensor-types-{imgsz}"
-    yaml_path = build_typed_dataset(root, out / "data")
-    if init is None:
-        init = resolve_weights(_registry().get("detector", task="detect"))
-    t0 = time.perf_counter()
-    best = train_detector(
-        init, yaml_path, out, epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, name=name, lr0=lr0,
-        single_cls=False, hours=hours, patience=100,
-    )  # fmt: skip
-    final = finalize_checkpoint(best, out / f"damage-types-v{version.split('.')[0]}.pt", names=dict(enumerate(DAMAGE_TYPES)))
-    summary: dict = {"weights": str(final), "train_seconds": round(time.perf_counter() - t0, 1), "imgsz": imgsz}
+    summary: dict = {"imgsz": imgsz}
+    if weights is None:
+        yaml_path = build_typed_dataset(root, out / "data")
+        if init is None:
+            init = resolve_weights(_registry().get("detector", task="detect"))
+        t0 = time.perf_counter()
+        best = train_detector(
+            init, yaml_path, out, epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, name=name, lr0=lr0,
+            single_cls=False, hours=hours, patience=100, workers=workers, cache=cache,
+        )  # fmt: skip
+        final = finalize_checkpoint(best, out / f"damage-types-v{version.split('.')[0]}.pt", names=dict(enumerate(DAMAGE_TYPES)))
+        summary.update(weights=str(final), train_seconds=round(time.perf_counter() - t0, 1), device=device)
+    else:
+        final = Path(weights)
+        summary["weights"] = str(final)
+    out.mkdir(parents=True, exist_ok=True)
+    if not score:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        _echo_json(summary)
+        return
     summary.update(score_typed_detector(final, root, out / "score", imgsz=imgsz))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if install:

@@ -313,9 +313,15 @@ def train_detector(
     name: str = "detector",
     single_cls: bool = True,
     hours: float | None = None,
+    workers: int = 0,
+    cache: bool = False,
 ) -> Path:
     """Fine-tune with Ultralytics (amp=False, plots=False; single class unless `single_cls=False`;
-    `hours` caps the wall time, Ultralytics then re-plans the cosine schedule to fit); returns best.pt (FP16)."""
+    `hours` caps the wall time, Ultralytics then re-plans the cosine schedule to fit); returns best.pt (FP16).
+
+    `workers=0` loads in the main process, which is what a 2-core CPU box can afford; on a GPU machine
+    the augmentation pipeline is the bottleneck, so give it dataloader workers and `cache` (decoded
+    images held in RAM)."""
     ensure_offline_env()
     from ultralytics import YOLO
 
@@ -326,7 +332,8 @@ def train_detector(
         imgsz=imgsz,
         batch=batch,
         device=device,
-        workers=0,
+        workers=workers,
+        cache=cache,
         amp=False,
         plots=False,
         project=str(Path(out_dir).resolve()),

@@ -78,7 +78,8 @@ class Detector:
         self.entry = entry
         self.model = YOLO(str(path), task="detect")
         self.device = device
-        self.half = device.startswith("cuda")
+        # FP16 on a GPU, FP32 on CPU; Ultralytics 8.4 names this `quantize` (its `half=` warns on every call)
+        self.quantize = 16 if device.startswith("cuda") else None
         self.conf = conf
         self.imgsz = imgsz
         self.names = entry.labels or ("damage",)
@@ -87,7 +88,7 @@ class Detector:
         timer = StageTimer()
         rgb = image.convert("RGB")
         with timer("inference"):
-            result = self.model.predict(rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)[0]
+            result = self.model.predict(rgb, conf=self.conf, imgsz=self.imgsz, device=self.device, quantize=self.quantize, verbose=False)[0]
         with timer("postprocess"):
             detections = self._detections(result, rgb.size)
         # Only our own timers: Ultralytics' `result.speed` splits the same `inference` span again, and
@@ -100,7 +101,7 @@ class Detector:
         timer = StageTimer()
         rgbs = [image.convert("RGB") for image in images]
         with timer("inference"):
-            results = self.model.predict(rgbs, conf=self.conf, imgsz=self.imgsz, device=self.device, half=self.half, verbose=False)
+            results = self.model.predict(rgbs, conf=self.conf, imgsz=self.imgsz, device=self.device, quantize=self.quantize, verbose=False)
         with timer("postprocess"):
             detections = [self._detections(result, rgb.size) for result, rgb in zip(results, rgbs, strict=True)]
         return detections, timer.ms

@@ -4,7 +4,8 @@
     python scripts/bench_assess.py [--photos 20] [--repeats 3] [--threads 1]
 
 Builds the stage's models exactly as the worker does (registry names and detector settings from
-`damagelens.settings`): typed detector + severity model on the photo and a crop per region. Times,
+`damagelens.settings`): typed detector + photo severity model on the photo + region severity model
+on a crop per region (`DAMAGELENS_REGION_SEVERITY_MODEL`; one batch when it is the photo's). Times,
 per photo, the model work (`Assessor.__call__`) and the whole stage body (that + drawing
 assessment.jpg + JPEG encoding). Photos: real damaged cars from <data_dir> (lensor test and
 damage-severity val, alternating), decoded once beforehand, as the worker has them. Prints one line
@@ -62,6 +63,7 @@ def main() -> None:
     settings = get_settings()
     registry = load_registry(Path(settings.registry_path))
     severity = registry.get(settings.severity_model, task="severity")
+    region = registry.get(settings.region_severity_model, task="severity")
     typed = registry.get(settings.damage_types_model, task="detect")
     assessor = model_cache.assessor()  # as the worker builds it (DAMAGELENS_INFERENCE_BACKEND applies)
     images = [load_rgb(p) for p in photos(Path(settings.data_dir), args.photos)]
@@ -80,7 +82,7 @@ def main() -> None:
             stage_ms.append((t2 - t0) * 1000)
             regions.append(len(result.damages))
     summary = {
-        "models": f"{severity.name}@{severity.input_size} + {typed.name}@{settings.assess_imgsz}",
+        "models": f"{severity.name}@{severity.input_size} + {region.name}@{region.input_size} + {typed.name}@{settings.assess_imgsz}",
         "backend": settings.inference_backend,
         "threads": args.threads,
         "photos": len(images),
@@ -91,7 +93,7 @@ def main() -> None:
         "load_avg": [round(v, 2) for v in os.getloadavg()],
     }
     print(
-        f"model work (detector + severity batch): median {summary['model_work']['median_ms']} ms, p90 {summary['model_work']['p90_ms']} ms"
+        f"model work (detector + severity):       median {summary['model_work']['median_ms']} ms, p90 {summary['model_work']['p90_ms']} ms"
     )
     print(
         f"stage body (+ draw + JPEG):             median {summary['stage_body']['median_ms']} ms, p90 {summary['stage_body']['p90_ms']} ms"

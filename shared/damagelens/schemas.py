@@ -117,7 +117,7 @@ class SeverityScore(BaseModel):
 
 class Damage(BaseModel):
     type: DamageType
-    severity: SeverityLabel = Field(description="severity of this region (the severity model on the box's crop)")
+    severity: SeverityLabel = Field(description="severity of this region (the region severity model on the box's crop)")
     confidence: float = Field(description="detector confidence of the box and its type")
     box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the upright input image")
     box_normalized: list[float] = Field(description="the same box divided by width/height")
@@ -136,8 +136,12 @@ class AssessResult(BaseModel):
     image_width: int
     image_height: int
     image_url: str
-    model: str = Field(description="`<severity model>+<typed detector>`")
+    model: str = Field(description="`<severity model>+<typed detector>` (the severity model of the photo)")
     model_version: str
+    region_model: str | None = Field(
+        None, description="severity model of the regions' crops (`damages[].severity`); null on results from before it was separate"
+    )
+    region_model_version: str | None = None
 
 
 class InputInfo(BaseModel):

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
 
     # assess stage (damage type per region, severity per photo)
     severity_model: str = Field("severity", description="Registry name of the photo-level severity model (assess stage).")
+    region_severity_model: str = Field(
+        "severity-v1",
+        description="Registry name of the severity model run on a crop of each typed region (assess stage; `severity-v1` is "
+        "better per region on lensor val + test, docs/models/severity.md). The same entry as `severity_model` shares its batch.",
+    )
     damage_types_model: str = Field("damage-types", description="Registry name of the typed damage detector (assess stage).")
     assess_conf: float = Field(
         0.08, ge=0, le=1, description="Confidence threshold of the typed detector (0.08 maximises its mean F1 on lensor val)."

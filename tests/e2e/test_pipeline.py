@@ -89,6 +89,7 @@ def _check_assessment(stack: Stack, assessment: dict, w: int, h: int) -> None:
         assert damage["box_normalized"] == pytest.approx([x1 / w, y1 / h, x2 / w, y2 / h], abs=1e-3)
     assert assessment["counts"] == counts
     assert assessment["model"] == "severity+damage-types" and assessment["model_version"]
+    assert assessment["region_model"] == "severity-v1" and assessment["region_model_version"]  # the crops' own model
     rendered = _decode(stack, assessment["image_url"])
     assert rendered.format == "JPEG" and rendered.size == (w, h)
 

@@ -1,4 +1,5 @@
-"""The severity model behind `OnnxModule` (assess stage, ONNX Runtime backend) scores a batch as torch does."""
+"""The severity models behind `OnnxModule` (assess stage, ONNX Runtime backend; the photo's and the regions')
+score a batch as torch does."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ TOLERANCE = 1e-4  # FP32 on both sides
 pytestmark = pytest.mark.slow
 
 
-def test_severity_batch_matches_torch(tmp_path) -> None:
+@pytest.mark.parametrize("setting", ["severity_model", "region_severity_model"])
+def test_severity_batch_matches_torch(tmp_path, setting: str) -> None:
     settings = get_settings()
-    entry = load_registry(settings.registry_path).get(settings.severity_model, task="severity")
+    entry = load_registry(settings.registry_path).get(getattr(settings, setting), task="severity")
     model = load_classifier(entry, torch.device("cpu"), half=False)
     wrapped = OnnxModule(OnnxClassifier(entry, ensure_onnx(entry, tmp_path), "cpu", threads=1))
     assert next(wrapped.parameters()).device.type == "cpu" and model_dtype(wrapped) == torch.float32
@@ -33,6 +35,6 @@ def test_severity_batch_matches_torch(tmp_path) -> None:
         expected = torch.softmax(model(batch), dim=1)
         got = torch.softmax(wrapped(batch), dim=1)
     diff = float((expected - got).abs().max())
-    print(f"\nseverity, batch of {len(crops)}: max |p_torch - p_ort| {diff:.2e}")
+    print(f"\n{entry.name}, batch of {len(crops)}: max |p_torch - p_ort| {diff:.2e}")
     assert got.shape == expected.shape == (len(crops), len(entry.labels))
     assert diff <= TOLERANCE

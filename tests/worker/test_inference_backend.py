@@ -69,13 +69,14 @@ def test_detect_and_assess_follow_the_backend_and_warm_up_exports_their_graphs(f
     monkeypatch.setenv("DAMAGELENS_INFERENCE_BACKEND", "onnxruntime")
     get_settings.cache_clear()
     model_cache.warm_up("detect")
-    model_cache.warm_up("assess")  # the worker's start: both YOLO graphs exported before the first job
+    model_cache.warm_up("assess")  # the worker's start: both YOLO graphs and both severity graphs exported before the first job
     settings = get_settings()
-    names = (settings.detector_model, settings.damage_types_model, settings.severity_model)
+    names = (settings.detector_model, settings.damage_types_model, settings.severity_model, settings.region_severity_model)
+    assert settings.severity_model != settings.region_severity_model
     expected = {onnx_path_for(model_cache.registry().get(n), fresh_detectors).name for n in names}
     assert {p.name for p in (fresh_detectors / "onnx").glob("*.onnx")} == expected
     assert isinstance(model_cache.detector(), OnnxDetector) and isinstance(model_cache.assessor().detector, OnnxDetector)
-    assert isinstance(model_cache.assessor().severity_model, OnnxModule)
+    assert isinstance(model_cache.assessor().severity_model, OnnxModule) and isinstance(model_cache.assessor().region_model, OnnxModule)
     by_onnx, _ = model_cache.detector()(photo)
     assessed_onnx, _ = model_cache.assessor()(photo, "")
 
@@ -88,9 +89,39 @@ def test_detect_and_assess_follow_the_backend_and_warm_up_exports_their_graphs(f
     assessed_torch, _ = model_cache.assessor()(photo, "")
     assert assessed_onnx.severity.label == assessed_torch.severity.label
     assert assessed_onnx.severity.confidence == pytest.approx(assessed_torch.severity.confidence, abs=1e-3)
-    assert [d.severity for d in assessed_onnx.damages] == [d.severity for d in assessed_torch.damages]
+    assert [d.severity for d in assessed_onnx.damages] == [d.severity for d in assessed_torch.damages]  # the region model, both backends
+    assert assessed_onnx.region_model == assessed_torch.region_model == settings.region_severity_model
     assert by_torch and [d.label for d in by_onnx] == [d.label for d in by_torch]
     assert np.abs(np.array([d.box for d in by_onnx]) - np.array([d.box for d in by_torch])).max() <= 1.0
+
+
+def test_assess_worker_loads_a_region_model_and_warms_up_both_unless_it_is_the_photo_model(fresh_detectors: Path, monkeypatch) -> None:
+    """Default: `severity` on the photo, `severity-v1` on the region crops, two models and warm-up runs
+    both; naming the photo's model for the regions loads it once and keeps one batch."""
+    monkeypatch.setenv("DAMAGELENS_INFERENCE_BACKEND", "torch")
+    monkeypatch.delenv("DAMAGELENS_SEVERITY_MODEL", raising=False)
+    monkeypatch.delenv("DAMAGELENS_REGION_SEVERITY_MODEL", raising=False)
+    get_settings.cache_clear()
+    assessor = model_cache.assessor()
+    assert (assessor.severity_entry.name, assessor.region_entry.name) == ("severity", "severity-v1")
+    assert assessor.region_model is not assessor.severity_model and not assessor.one_batch
+    ran: list[str] = []
+    hooks = [
+        model.register_forward_hook(lambda *_, name=name: ran.append(name))
+        for name, model in (("photo", assessor.severity_model), ("region", assessor.region_model))
+    ]
+    try:
+        model_cache.warm_up("assess")  # a blank photo: no regions, yet the region model runs too
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert sorted(ran) == ["photo", "region"]
+
+    monkeypatch.setenv("DAMAGELENS_REGION_SEVERITY_MODEL", "severity")
+    get_settings.cache_clear()
+    model_cache.assessor.cache_clear()
+    single = model_cache.assessor()
+    assert single.one_batch and single.region_model is single.severity_model and single.region_entry.name == "severity"
 
 
 def test_served_classifiers_are_what_clients_reach(monkeypatch) -> None:

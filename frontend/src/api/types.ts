@@ -107,6 +107,9 @@ export interface AssessmentResult {
   image_url: string;
   model: string;
   model_version: string;
+  /** Severity model of the region crops (`damages[].severity`); null on results stored before it was separate. */
+  region_model?: string | null;
+  region_model_version?: string | null;
 }
 
 export interface JobResults {

@@ -119,24 +119,37 @@ def detector(name: str | None = None):
         return _yolo(entry, settings.detect_conf, settings.detect_imgsz)
 
 
-@lru_cache(maxsize=1)
-def assessor():
-    """Severity model + typed detector for the assess stage (names from settings)."""
-    from damagelens.vision.assess import Assessor
+def _severity_model(entry: ModelEntry) -> torch.nn.Module:
+    """A severity classifier on the configured backend (call under `_lock`): ONNX Runtime (exported into the
+    model cache once per weight sha256) behind `OnnxModule`, so the assess code calls either as `model(batch)`."""
     from damagelens.vision.loading import load_classifier
 
     settings = get_settings()
+    if settings.inference_backend == "onnxruntime":
+        from damagelens.vision.onnx_backend import OnnxClassifier, ensure_onnx
+        from damagelens.vision.onnx_module import OnnxModule
+
+        session = OnnxClassifier(entry, ensure_onnx(entry, settings.model_cache_dir), str(device()), settings.torch_threads)
+        return OnnxModule(session)
+    return load_classifier(entry, device())
+
+
+@lru_cache(maxsize=1)
+def assessor():
+    """Typed detector + photo severity model + region severity model for the assess stage (names from
+    settings); when both severity names resolve to one entry it is loaded once and scores photo and crops in one batch."""
+    from damagelens.vision.assess import Assessor
+
+    settings = get_settings()
     severity = registry().get(settings.severity_model, task="severity")
+    region = registry().get(settings.region_severity_model, task="severity")
     typed = registry().get(settings.damage_types_model, task="detect")
     with _lock:
         detector = _yolo(typed, settings.assess_conf, settings.assess_imgsz)
-        if settings.inference_backend == "onnxruntime":
-            from damagelens.vision.onnx_backend import OnnxClassifier, ensure_onnx
-            from damagelens.vision.onnx_module import OnnxModule
-
-            session = OnnxClassifier(severity, ensure_onnx(severity, settings.model_cache_dir), str(device()), settings.torch_threads)
-            return Assessor(severity, OnnxModule(session), detector)
-        return Assessor(severity, load_classifier(severity, device()), detector)
+        photo_model = _severity_model(severity)
+        if region.name == severity.name:
+            return Assessor(severity, photo_model, detector)
+        return Assessor(severity, photo_model, detector, region, _severity_model(region))
 
 
 def served_classifiers() -> list[str]:
@@ -162,7 +175,7 @@ def warm_up(queue: str) -> None:
     elif queue == "detect":
         detector()(blank)
     elif queue == "assess":
-        assessor()(blank, "")
+        assessor().warm_up(blank)  # detector, photo and region severity models
     log.info("worker warm", extra={"queue": queue, "device": str(device())})
 
 

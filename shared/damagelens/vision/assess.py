@@ -1,8 +1,9 @@
 """The assess stage's work: photo-level severity, typed damage regions with a severity each, and a picture.
 
-The typed detector (`damage-types`) finds dent / scratch / broken regions; the severity model
-(`severity`) scores the whole photo and, in the same batch, a context crop around every region
-(lensor's per-box severities are too few and too skewed to train a 9-class detector on the CPU).
+The typed detector (`damage-types`) finds dent / scratch / broken regions; the photo severity model
+(`severity`) scores the whole photo and the region severity model (default `severity-v1`) a context crop
+around every region, each in one batch (lensor's per-box severities are too few and too skewed to
+train a 9-class detector on the CPU). When both are the same model, photo and crops share one batch.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def shape_assessment(
     image_url: str,
     model: str,
     model_version: str,
+    region_model: str | None = None,
+    region_model_version: str | None = None,
 ) -> AssessResult:
     """Detections (labelled with a damage type) + one severity per detection → the job's `assessment`.
 
@@ -77,16 +80,36 @@ def shape_assessment(
         image_url=image_url,
         model=model,
         model_version=model_version,
+        region_model=region_model,
+        region_model_version=region_model_version,
     )
 
 
 class Assessor:
-    """Severity model + typed detector of one worker process (built by `model_cache.assessor`)."""
+    """Typed detector + severity models of one worker process (built by `model_cache.assessor`).
 
-    def __init__(self, severity_entry: ModelEntry, severity_model: nn.Module, detector) -> None:
+    `severity_model` scores each whole photo, `region_model` the context crop of each region (the
+    first MAX_REGIONS); without a region model, or given the very same model object, the photo and
+    its crops go through one batch of that model."""
+
+    def __init__(
+        self,
+        severity_entry: ModelEntry,
+        severity_model: nn.Module,
+        detector,
+        region_entry: ModelEntry | None = None,
+        region_model: nn.Module | None = None,
+    ) -> None:
+        if (region_entry is None) != (region_model is None):
+            raise ValueError("give the region severity model with its registry entry, or neither")
         self.severity_entry = severity_entry
         self.severity_model = severity_model
         self.detector = detector
+        self.region_entry = region_entry or severity_entry
+        self.region_model = region_model if region_model is not None else severity_model
+        self.one_batch = self.region_model is self.severity_model
+        if self.one_batch and self.region_entry != severity_entry:
+            raise ValueError(f"one model object given for two entries: {severity_entry.name!r}, {self.region_entry.name!r}")
         self.model = f"{severity_entry.name}+{detector.entry.name}"
         self.model_version = f"{severity_entry.version}+{detector.entry.version}"
 
@@ -95,34 +118,71 @@ class Assessor:
         results, speed = self.assess_batch([image], [image_url])
         return results[0], speed
 
+    def warm_up(self, image: Image.Image) -> None:
+        """Run the detector and both severity models once (a blank photo has no regions for the region model)."""
+        self(image, "")
+        if not self.one_batch:
+            self.region_severity([image.convert("RGB")])
+
+    @torch.inference_mode()
+    def region_severity(self, crops: list[Image.Image]) -> list[SeverityScore]:
+        """The region model on RGB region crops (`region_crop`), one batch."""
+        return _severity(self.region_entry, self.region_model, crops, StageTimer(), "region_severity")
+
     @torch.inference_mode()
     def assess_batch(self, images: list[Image.Image], image_urls: list[str]) -> tuple[list[AssessResult], dict[str, float]]:
-        """`__call__` over a batch: one detector call, then one severity pass over every photo and region crop."""
+        """`__call__` over a batch: one detector call, then one photo-model pass over the photos and one
+        region-model pass over every region crop (one pass over both, photo by photo, when the models are one)."""
         rgbs = [image.convert("RGB") for image in images]
         all_detections, det_speed = self.detector.detect_batch(rgbs)
         timer = StageTimer()
-        entry, model = self.severity_entry, self.severity_model
-        param = next(model.parameters())
-        with timer("severity_preprocess"):
-            crops: list[Image.Image] = []
-            spans: list[tuple[int, int]] = []
-            for rgb, detections in zip(rgbs, all_detections, strict=True):
-                own = [rgb] + [region_crop(rgb, d.box) for d in detections[:MAX_REGIONS]]
-                spans.append((len(crops), len(crops) + len(own)))
-                crops.extend(own)
-            batch = torch.stack([normalise(square_resize(c, entry.input_size), entry.mean, entry.std) for c in crops])
-            batch = batch.to(device=param.device, dtype=model_dtype(model))
-        with timer("severity_inference"):
-            probs = torch.softmax(model(batch).float(), dim=1).cpu()
+        with timer("severity_preprocess" if self.one_batch else "region_severity_preprocess"):
+            crops = [[region_crop(rgb, d.box) for d in dets[:MAX_REGIONS]] for rgb, dets in zip(rgbs, all_detections, strict=True)]
+        if self.one_batch:
+            batch = [im for rgb, own in zip(rgbs, crops, strict=True) for im in (rgb, *own)]
+            scores = iter(_severity(self.severity_entry, self.severity_model, batch, timer, "severity"))
+            photo_scores, region_scores = [], []
+            for own in crops:
+                photo_scores.append(next(scores))
+                region_scores.append([next(scores) for _ in own])
+        else:
+            photo_scores = _severity(self.severity_entry, self.severity_model, rgbs, timer, "severity")
+            flat = [c for own in crops for c in own]
+            scores = iter(_severity(self.region_entry, self.region_model, flat, timer, "region_severity"))
+            region_scores = [[next(scores) for _ in own] for own in crops]
         with timer("shape"):
-            scores = severity_scores(probs, entry.labels)
             results = [
-                shape_assessment(scores[a], detections, scores[a + 1 : b], rgb.width, rgb.height, url, self.model, self.model_version)
-                for (a, b), detections, rgb, url in zip(spans, all_detections, rgbs, image_urls, strict=True)
+                shape_assessment(
+                    photo,
+                    dets,
+                    regions,
+                    rgb.width,
+                    rgb.height,
+                    url,
+                    self.model,
+                    self.model_version,
+                    region_model=self.region_entry.name,
+                    region_model_version=self.region_entry.version,
+                )
+                for photo, regions, dets, rgb, url in zip(photo_scores, region_scores, all_detections, rgbs, image_urls, strict=True)
             ]
         speed = {f"detect_{k}": v for k, v in det_speed.items()}
         speed.update(timer.ms)
         return results, speed
+
+
+def _severity(entry: ModelEntry, model: nn.Module, images: list[Image.Image], timer: StageTimer, name: str) -> list[SeverityScore]:
+    """One severity model over RGB images (squash-resized to its input size) in one batch, timed as
+    `<name>_preprocess` and `<name>_inference`; no images, no call."""
+    if not images:
+        return []
+    param = next(model.parameters())
+    with timer(f"{name}_preprocess"):
+        batch = torch.stack([normalise(square_resize(im, entry.input_size), entry.mean, entry.std) for im in images])
+        batch = batch.to(device=param.device, dtype=model_dtype(model))
+    with timer(f"{name}_inference"):
+        probs = torch.softmax(model(batch).float(), dim=1).cpu()
+    return severity_scores(probs, entry.labels)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:

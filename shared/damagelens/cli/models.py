@@ -503,6 +503,28 @@ def evaluate_severity(
     _echo_json(result)
 
 
+@evaluate_app.command("damaged-as-normal")
+def evaluate_damaged_as_normal(
+    data: Annotated[Path, typer.Option(help="a folder of photos of damaged cars (any depth), e.g. damage-severity/val")],
+    model: Annotated[str | None, typer.Option(help="registry name or alias; default: settings default_model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON line")] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Share of damaged cars a classifier calls "Normal" (and how many of those escape the review flag);
+    the last stdout line is the JSON result."""
+    from damagelens.training.evaluate import evaluate_damaged_as_normal as run
+
+    _threads(device)
+    entry = _registry().get(model or _settings().default_model, task="classify")
+    result = run(entry, data, device="cpu" if device == "auto" else device)
+    if not as_json:
+        typer.echo(
+            f"{entry.name}: n={result['n']} called_normal={result['called_normal']:.4f} "
+            f"called_normal_not_flagged={result['called_normal_not_flagged']:.4f}"
+        )
+    _echo_json(result)
+
+
 @evaluate_app.command("region-severity")
 def evaluate_region_severity(
     data: Annotated[Path | None, typer.Option(help="lensor folder; default <data_dir>/detection/lensor")] = None,

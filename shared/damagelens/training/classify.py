@@ -52,6 +52,10 @@ class TrainConfig:
     lensor_weight: float = 0.0  # auxiliary multi-label damage-tag loss on lensor close-ups; 0 = off
     lensor_views: int = 4  # cached views per lensor photo (eval, mirror, 2 augmentations)
     box_views: int = 0  # of the n_aug views, this many are crops around the photo's seed-yolo damage box (if it has one)
+    # partial-label loss on damaged cars of another origin (damage-severity/train): their view is unknown, so
+    # the loss asks only that the probability mass sit on the four damaged classes; 0 = off
+    damaged_weight: float = 0.0
+    damaged_views: int = 3  # cached views per such photo (eval, mirror, augmentations)
 
 
 @dataclass
@@ -132,6 +136,28 @@ def build_lensor_cache(
         model, entry.model_copy(update={"name": f"{entry.name}-lensor"}), records, replace(cfg, n_aug=cfg.lensor_views - 2), cache_dir
     )
     return cache, torch.from_numpy(tags)
+
+
+def build_damaged_cache(model: nn.Module, entry: ModelEntry, cfg: TrainConfig, cache_dir: Path | None) -> list[torch.Tensor] | None:
+    """Stem cache of damage-severity's *train* photos (damaged cars of another origin), when
+    `cfg.damaged_weight` > 0. Its val split is never read here: it stays the held-out check of how often
+    a damaged car of another origin is called "Normal" (`damagelens evaluate damaged-as-normal`)."""
+    if cfg.damaged_weight <= 0:
+        return None
+    from damagelens.training.data import data_dir, scan_image_folder
+
+    records, _ = scan_image_folder(data_dir() / "damage-severity" / "train", ("minor", "moderate", "severe"), min_side=1)
+    if not records:
+        raise FileNotFoundError(f"damaged_weight > 0 needs {data_dir() / 'damage-severity' / 'train'}")
+    return build_stem_cache(
+        model, entry.model_copy(update={"name": f"{entry.name}-damaged"}), records, replace(cfg, n_aug=cfg.damaged_views - 2), cache_dir
+    )
+
+
+def not_normal_loss(logits: torch.Tensor, labels: tuple[str, ...] | list[str]) -> torch.Tensor:
+    """-log P(some damaged class): a photo known to be damaged, whatever its view."""
+    damaged = [i for i, name in enumerate(labels) if not name.endswith("Normal")]
+    return -torch.logsumexp(torch.log_softmax(logits.float(), dim=1)[:, damaged], dim=1).mean()
 
 
 class HeadOnly(nn.Module):
@@ -265,6 +291,8 @@ def fit(
     out_dir: Path | None = None,
     desc: str = "train",
     aux: tuple[list[torch.Tensor], torch.Tensor] | None = None,
+    damaged: list[torch.Tensor] | None = None,
+    label_names: tuple[str, ...] | list[str] = (),
 ) -> FitResult:
     """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present.
 
@@ -338,6 +366,10 @@ def fit(
                 av = torch.as_tensor(rng.integers(0, aux[0][0].shape[1], size=cfg.batch_size))
                 tag_logits = aux_head(model.features(_select(aux[0], ai, av)))
                 loss = loss + cfg.lensor_weight * nn.functional.binary_cross_entropy_with_logits(tag_logits, aux[1][ai])
+            if damaged is not None and cfg.damaged_weight > 0:
+                di = torch.as_tensor(rng.integers(0, damaged[0].shape[0], size=cfg.batch_size))
+                dv = torch.as_tensor(rng.integers(0, damaged[0].shape[1], size=cfg.batch_size))
+                loss = loss + cfg.damaged_weight * not_normal_loss(model.tail(_select(damaged, di, dv)), label_names)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -451,7 +483,10 @@ def cross_validate(
     init_state = copy.deepcopy(model.state_dict())
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
+    damaged = build_damaged_cache(model, entry, cfg, cache_dir)
     net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
+    if damaged is not None and net is not model:
+        raise ValueError("damaged_weight needs a trainable tail (lr_backbone > 0)")
     cache_s = time.perf_counter() - started
     labels = np.array([r.label for r in records])
     oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
@@ -465,7 +500,10 @@ def cross_validate(
         if fdir:
             fdir.mkdir(parents=True, exist_ok=True)
         monitor = va if cfg.patience else None  # early stopping on the val fold would bias CV: off by default
-        fit(net, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux)
+        fit(
+            net, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux,
+            damaged=damaged, label_names=entry.labels,
+        )  # fmt: skip
         probs = predict_cached(net, cache, va, tta=cfg.tta).numpy()
         oof[va] = probs
         oof_logits[va] = logits_cached(net, cache, va).numpy()
@@ -487,7 +525,10 @@ def cross_validate(
         model.load_state_dict(init_state)
         _reinit_head(model, cfg.seed + folds)
         fdir = Path(out_dir) / "cross-check" if out_dir else None
-        fit(net, cache, labels, train_idx, cfg, out_dir=fdir, desc=f"{entry.name} cross-check", aux=aux)
+        fit(
+            net, cache, labels, train_idx, cfg, out_dir=fdir, desc=f"{entry.name} cross-check", aux=aux, damaged=damaged,
+            label_names=entry.labels,
+        )  # fmt: skip
         probs = predict_cached(net, cache, check_idx, tta=cfg.tta).numpy()
         check = classification_metrics(labels[check_idx], probs.argmax(1), entry.labels)
         check["per_class_recall"] = per_class_recall(check["confusion"], entry.labels)
@@ -525,10 +566,14 @@ def final_fit(
     model = build_architecture(entry, pretrained_backbone=pretrained).float().eval()
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
+    damaged = build_damaged_cache(model, entry, cfg, cache_dir)
     net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
     labels = np.array([r.label for r in records])
     _reinit_head(model, cfg.seed)
-    res = fit(net, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux)
+    res = fit(
+        net, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux, damaged=damaged,
+        label_names=entry.labels,
+    )  # fmt: skip
     return model.eval(), res
 
 

@@ -1,0 +1,111 @@
+"""Damaged cars of another origin called "Normal": the partial-label training loss that pushes them off
+the Normal classes, and the evaluation that measures the share (issue 9's damaged-vs-normal target)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from damagelens.training.classify import TrainConfig, cross_validate, final_fit, not_normal_loss
+from damagelens.training.data import LABELS, scan_image_folder
+from tests.training.conftest import make_image
+from tests.training.test_models import tiny_entry
+
+DAMAGED = [i for i, name in enumerate(LABELS) if not name.endswith("Normal")]
+
+
+def test_not_normal_loss_is_minus_log_of_the_damaged_mass() -> None:
+    logits = torch.tensor([[0.2, 0.1, 3.0, -1.0, 0.0, 2.0], [2.0, 1.5, -2.0, 1.0, 0.5, -3.0]])
+    probs = logits.softmax(1)
+    expected = -probs[:, DAMAGED].sum(1).log().mean()
+    assert torch.allclose(not_normal_loss(logits, LABELS), expected, atol=1e-6)
+    on_normal = not_normal_loss(logits[:1], LABELS)  # this row puts most mass on the two Normal classes
+    on_damage = not_normal_loss(logits[1:], LABELS)
+    assert on_normal > 1.0 > on_damage
+
+
+def make_damage_severity(root: Path, n: int = 6) -> Path:
+    for i in range(n):
+        make_image(root / "damage-severity" / "train" / ("minor", "moderate", "severe")[i % 3] / f"d{i}.jpg", seed=700 + i, size=(72, 56))
+    return root
+
+
+@pytest.mark.slow
+def test_damaged_weight_trains_the_tail_away_from_normal(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """With the loss on, the damaged photos' Normal mass falls relative to the same recipe without it."""
+    from damagelens.settings import get_settings
+    from damagelens.training.classify import build_damaged_cache
+    from damagelens.vision.architectures import build_architecture
+
+    data = make_damage_severity(tmp_path / "data")
+    monkeypatch.setenv("DAMAGELENS_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    try:
+        records, _ = scan_image_folder(tiny_folder)
+        base = TrainConfig(epochs=3, n_aug=2, batch_size=8, warmup_epochs=0.5, lr_head=1e-2)
+        cfg = replace(base, damaged_weight=1.0)
+        cv = cross_validate(tiny_entry(), records, cfg, folds=2, cache_dir=tmp_path / "cache", pretrained=False)
+        assert cv["n"] == 24 and np.asarray(cv["confusion"]).sum() == 24
+        assert any("-damaged-" in p.name for p in (tmp_path / "cache").iterdir())
+
+        normal_mass = {}
+        for weight in (0.0, 5.0):
+            cfg = replace(base, damaged_weight=weight)
+            model, _ = final_fit(tiny_entry(), records, cfg, cache_dir=tmp_path / "cache", pretrained=False)
+            probe = build_architecture(tiny_entry(), pretrained_backbone=False).float().eval()
+            cache = build_damaged_cache(probe, tiny_entry(), replace(cfg, damaged_weight=1.0), tmp_path / "cache")
+            with torch.no_grad():
+                probs = model.tail(tuple(c[:, 0].float() for c in cache)).softmax(1)  # eval view of each damaged photo
+            normal_mass[weight] = float(1 - probs[:, DAMAGED].sum(1).mean())
+    finally:
+        get_settings.cache_clear()
+    assert normal_mass[5.0] < normal_mass[0.0], normal_mass
+
+
+def test_damaged_weight_without_the_folder_fails_clearly(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    from damagelens.settings import get_settings
+
+    monkeypatch.setenv("DAMAGELENS_DATA_DIR", str(tmp_path / "nothing"))
+    get_settings.cache_clear()
+    try:
+        records, _ = scan_image_folder(tiny_folder)
+        with pytest.raises((FileNotFoundError, ValueError), match="damage-severity"):
+            final_fit(tiny_entry(), records, TrainConfig(epochs=1, n_aug=2, damaged_weight=0.5), cache_dir=tmp_path / "c", pretrained=False)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_evaluate_damaged_as_normal_matches_the_service_on_real_photos(data_dir: Path, tmp_path: Path) -> None:
+    """Real `fast` weights on real damaged photos of another origin: the counts are those of the service's
+    own classify path (calibrated, with its review flag), per sub-folder too."""
+    from damagelens.registry import load_registry
+    from damagelens.settings import get_settings
+    from damagelens.training.data import load_rgb
+    from damagelens.training.evaluate import evaluate_damaged_as_normal, load_entry_model
+    from damagelens.vision.classify import classify_image
+
+    source = data_dir / "damage-severity" / "val"
+    if not source.is_dir():
+        pytest.skip(f"damage-severity photos not available: {source} is absent (set DAMAGELENS_DATA_DIR)")
+    folder = tmp_path / "damaged"
+    picked = []
+    for cls in ("minor", "severe"):
+        for photo in sorted((source / cls).glob("*.jpg"))[:5]:
+            (folder / cls).mkdir(parents=True, exist_ok=True)
+            (folder / cls / photo.name).symlink_to(photo)
+            picked.append(folder / cls / photo.name)
+    entry = load_registry(get_settings().registry_path).get("fast", task="classify")
+    model = load_entry_model(entry)
+    result = evaluate_damaged_as_normal(entry, folder, model=model)
+
+    service = [classify_image(model, entry, load_rgb(p))[0] for p in picked]
+    normal = [r.label.endswith("Normal") for r in service]
+    assert result["n"] == 10 and sum(result["labels"].values()) == 10
+    assert result["called_normal"] == round(sum(normal) / 10, 4)
+    assert result["called_normal_not_flagged"] == round(sum(n and not r.review for n, r in zip(normal, service, strict=True)) / 10, 4)
+    assert result["flagged_for_review"] == round(sum(r.review for r in service) / 10, 4)
+    assert set(result["per_folder"]) == {"minor", "severe"} and all(v["n"] == 5 for v in result["per_folder"].values())

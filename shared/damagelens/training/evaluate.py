@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from damagelens.registry import ModelEntry
-from damagelens.training.data import CLASS_DIRS, load_rgb, scan_image_folder
+from damagelens.training.data import CLASS_DIRS, IMAGE_EXTS, load_rgb, scan_image_folder
 
 
 def load_entry_model(entry: ModelEntry, device: str = "cpu") -> nn.Module:
@@ -46,9 +46,6 @@ def evaluate_classifier_folder(
     return out
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
-
 @torch.no_grad()
 def evaluate_damaged_as_normal(entry: ModelEntry, folder: Path, device: str = "cpu", model: nn.Module | None = None) -> dict:
     """How often a 6-class model calls a *damaged* car "… Normal": every image under `folder` (any depth)
@@ -59,7 +56,7 @@ def evaluate_damaged_as_normal(entry: ModelEntry, folder: Path, device: str = "c
     from damagelens.vision.preprocess import to_input_tensor
 
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise FileNotFoundError(f"no images under {folder}")
     model = model if model is not None else load_entry_model(entry, device)
@@ -75,7 +72,8 @@ def evaluate_damaged_as_normal(entry: ModelEntry, folder: Path, device: str = "c
         normal += is_normal
         unflagged += is_normal and not result.review
         flagged += result.review
-        group = path.relative_to(folder).parts[0] if len(path.relative_to(folder).parts) > 1 else "."
+        parts = path.relative_to(folder).parts
+        group = parts[0] if len(parts) > 1 else "."
         g = groups.setdefault(group, {"n": 0, "called_normal": 0})
         g["n"] += 1
         g["called_normal"] += is_normal

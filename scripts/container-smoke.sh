@@ -91,12 +91,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The worker build holds the CUDA-bundling torch (~7 GB) about three times at its peak (the build
-# container's layer, the blob being committed, the committed layer): 27 GB measured (df every 3 s,
-# 2026-12-04), on top of an earlier worker image while it is still tagged.
-# Dangling images of earlier builds always go first (nothing uses them); when that is not enough,
-# this project's own earlier images go too (they are rebuilt below). Then at least NEED_GB must be free.
-NEED_GB=${SMOKE_NEED_GB:-32}
+# The worker build's peak: the engine holds the layer being committed about three times (the build
+# container's files, the diff blob, the committed layer), so the CUDA-bundling torch (~7 GB) goes in
+# as three layers (infra/docker/worker_layers.py). Peak disk use of a full build from the stand-ins,
+# df every 3 s: 27 GB as one layer (the 32 GB asked then refused a CI machine with 29), 16.7 GB as
+# three (2026-12-04, evening; final worker image 7.5 GB). Dangling images of earlier builds always go
+# first (nothing uses them); when that is not enough, this project's own earlier images go too (they
+# are rebuilt below). Then at least NEED_GB must be free.
+NEED_GB=${SMOKE_NEED_GB:-21}
 free_gb() { df -BG --output=avail /var/lib | tail -n 1 | tr -dc '0-9'; }
 ensure_disk() {
   podman image prune -f > /dev/null || true

@@ -48,19 +48,33 @@ WORKDIR /app
 
 # Dependencies. torch/torchvision versions come from requirements/worker.txt (single source);
 # the CPU variant installs the same versions' +cpu builds first, which then satisfy the pins.
-# ultralytics pulls opencv-python (GUI build): replace it with the pinned headless build.
+# The CUDA-bundling torch and its NVIDIA libraries (~7 GB) go in as three layers of <= ~2 GB: the
+# engine holds a layer about three times while committing it, and one 7 GB layer needed ~27 GB of
+# free disk at its peak (infra/docker/worker_layers.py splits pip's own resolution, so the pins
+# stay pip's). ultralytics pulls opencv-python (GUI build): replaced by the pinned headless build.
 COPY requirements/ requirements/
+COPY infra/docker/worker_layers.py /opt/build/worker_layers.py
 # DL3013: every package is pinned, but through variables read from requirements/worker.txt.
 # hadolint ignore=DL3013
 RUN set -eux; \
     torch_pin="$(grep -E '^torch==' requirements/worker.txt)"; \
     vision_pin="$(grep -E '^torchvision==' requirements/worker.txt)"; \
-    cv_pin="$(grep -E '^opencv-python-headless==' requirements/worker.txt)"; \
     case "${TORCH_VARIANT}" in \
       cpu)  pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX_URL}" "${torch_pin}" "${vision_pin}" ;; \
       cuda) ;; \
       *)    echo "TORCH_VARIANT must be 'cpu' or 'cuda', got '${TORCH_VARIANT}'" >&2; exit 1 ;; \
     esac; \
+    pip install --no-cache-dir --dry-run --quiet --report /opt/build/plan.json -r requirements/worker.txt; \
+    python /opt/build/worker_layers.py /opt/build/plan.json /opt/build
+# Separate RUNs on purpose (DL3059): one layer each. An empty file (CPU variant) installs nothing.
+RUN pip install --no-cache-dir --no-deps -r /opt/build/cuda-dnn.txt
+# hadolint ignore=DL3059
+RUN pip install --no-cache-dir --no-deps -r /opt/build/cuda-libs.txt
+# hadolint ignore=DL3059
+RUN pip install --no-cache-dir --no-deps -r /opt/build/torch.txt
+# hadolint ignore=DL3013
+RUN set -eux; \
+    cv_pin="$(grep -E '^opencv-python-headless==' requirements/worker.txt)"; \
     pip install --no-cache-dir -r requirements/worker.txt; \
     pip uninstall -y opencv-python; \
     pip install --no-cache-dir --force-reinstall --no-deps "${cv_pin}"; \

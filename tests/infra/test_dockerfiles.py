@@ -5,6 +5,7 @@ Procfile's commands, the worker's torch variants, and a build context that has w
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shlex
 
@@ -20,8 +21,6 @@ PINNED = re.compile(r"^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
 def _json_or_shell(args: str) -> list[str]:
     args = args.strip()
     if args.startswith("["):
-        import json
-
         return json.loads(args)
     return shlex.split(args)
 
@@ -82,6 +81,54 @@ def test_worker_venv_is_built_in_place():
     final = groups[-1]
     assert any(instr == "RUN" and "python -m venv /opt/venv" in args for instr, args in final)
     assert any(instr == "RUN" and "requirements/worker.txt" in args for instr, args in final)
+
+
+def _worker_layers():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("worker_layers", INFRA / "docker" / "worker_layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_worker_torch_goes_in_as_layers_of_bounded_size(tmp_path):
+    """torch + NVIDIA libraries (~7 GB) are split over three RUN layers: the engine holds a layer
+    about three times while committing it, and one 7 GB layer needed ~27 GB free (CI ran out)."""
+    report = {
+        "install": [
+            {"metadata": {"name": name, "version": version}}
+            for name, version in [
+                ("nvidia-cudnn-cu13", "9.24.0.43"),
+                ("nvidia_nccl_cu13", "2.30.7"),
+                ("nvidia-cublas", "13.1.1.3"),
+                ("nvidia-cuda-runtime", "13.0.96"),
+                ("torch", "2.14.1"),
+                ("triton", "3.8.0"),
+                ("torchvision", "0.29.1"),
+                ("torchmetrics", "1.9.0"),
+                ("timm", "1.0.31"),
+            ]
+        ]
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(report))
+    module = _worker_layers()
+    assert module.main(["worker_layers.py", str(tmp_path / "plan.json"), str(tmp_path / "out")]) == 0
+    files = {path.stem: path.read_text().split() for path in (tmp_path / "out").glob("*.txt")}
+    assert files == {
+        "cuda-dnn": ["nvidia-cudnn-cu13==9.24.0.43", "nvidia-nccl-cu13==2.30.7"],
+        "cuda-libs": ["nvidia-cublas==13.1.1.3", "nvidia-cuda-runtime==13.0.96"],
+        "torch": ["torch==2.14.1", "torchvision==0.29.1", "triton==3.8.0"],
+    }
+    # A CPU build's report has no NVIDIA libraries: the layer files exist and are empty.
+    (tmp_path / "cpu.json").write_text(json.dumps({"install": [{"metadata": {"name": "timm", "version": "1"}}]}))
+    assert module.main(["worker_layers.py", str(tmp_path / "cpu.json"), str(tmp_path / "cpu")]) == 0
+    assert {path.stem: path.read_text() for path in (tmp_path / "cpu").glob("*.txt")} == {"cuda-dnn": "", "cuda-libs": "", "torch": ""}
+    # The Dockerfile installs every layer file, each in a RUN of its own, before the rest.
+    runs = [args for group in stages(DOCKERFILES["worker"]) for instr, args in group if instr == "RUN"]
+    layer_runs = [i for i, args in enumerate(runs) for layer in files if f"/opt/build/{layer}.txt" in args]
+    assert len(layer_runs) == 3 and len(set(layer_runs)) == 3
+    assert max(layer_runs) < next(i for i, args in enumerate(runs) if "pip install --no-cache-dir -r requirements/worker.txt" in args)
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)

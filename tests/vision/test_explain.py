@@ -129,7 +129,7 @@ def _full_graph_heatmap(model: torch.nn.Module, entry: ModelEntry, method: str, 
 
 
 @pytest.mark.parametrize("method", CAM_METHODS)
-@pytest.mark.parametrize("name", ["seed-layout", "fast", "accurate-v3", "accurate"])
+@pytest.mark.parametrize("name", ["seed-layout", "fast", "lite-fusion-v4", "accurate"])
 def test_the_graph_cut_at_the_target_layer_gives_the_full_backward_cam(model, method: str, name: str) -> None:
     """The Explainer backpropagates only from the score to the target layer; the CAM must be the one
     the full backward gives (same activations, same gradient at that layer), for every method and for

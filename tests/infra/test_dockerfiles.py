@@ -94,7 +94,7 @@ def _worker_layers():
 
 def test_worker_torch_goes_in_as_layers_of_bounded_size(tmp_path):
     """torch + NVIDIA libraries (~7 GB) are split over three RUN layers: the engine holds a layer
-    about three times while committing it, and one 7 GB layer needed ~27 GB free (CI ran out)."""
+    about three times while committing it, and one 7 GB layer needed ~27 GB free (more than a CI machine had)."""
     report = {
         "install": [
             {"metadata": {"name": name, "version": version}}

@@ -2,8 +2,8 @@
 
 Why: unpacking torch with its CUDA libraries (~7 GB) in one RUN makes the container engine hold
 that layer about three times while it commits it (the build container's files, the diff blob, the
-committed layer), which ran a CI machine out of disk. Installed as a few smaller layers, the peak
-is bounded by the largest one. Used only inside infra/docker/worker.Dockerfile:
+committed layer): 27 GB at the peak, more than a CI machine had free. Installed as a few smaller
+layers, the peak is bounded by the largest one. Used only inside infra/docker/worker.Dockerfile:
 
     pip install --dry-run --quiet --report plan.json -r requirements/worker.txt
     python worker_layers.py plan.json OUTDIR    # writes OUTDIR/<layer>.txt, pinned, one per layer

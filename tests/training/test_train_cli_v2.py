@@ -75,3 +75,28 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     assert v2.temperature == cal["temperature"] and v2.review_threshold == cal["review"]["threshold"]
     assert v2.sha256 and (v1_registry.parent / v2.weights).exists()
     assert v2.aliases == ("resnet",) and v1.aliases == () and v1.temperature == 1.0 and v1.review_threshold is None
+
+
+@pytest.mark.slow
+def test_install_as_adds_a_new_entry_and_leaves_the_presets_own_alone(two_folders, v1_registry: Path, tmp_path: Path):
+    """An ensemble member (e.g. lite-fusion-v4) is installed under its own name: a complete new entry
+    with its own weight file, while the preset's entry (`fast` here) is not touched."""
+    import typer
+
+    from damagelens.cli import models
+    from damagelens.registry.entries import load_registry
+
+    app = typer.Typer()
+    models.register(app)
+    a, b = two_folders
+    args = ["train", "classify", "fast", "--data", str(a), "--data", str(b), "--folds", "0", "--epochs", "1"]
+    args += ["--set", "n_aug=1", "--set", "lr_backbone=0", "--set", "batch_size=8", "--out", str(tmp_path / "runs")]
+    args += ["--version", "4.0.0", "--install-as", "lite-single-v4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    registry = load_registry(v1_registry)
+    member, fast = registry.get("lite-single-v4"), registry.get("fast")
+    assert (member.name, member.version, member.task, member.architecture) == ("lite-single-v4", "4.0.0", "classify", "lite_single")
+    assert member.labels == tuple(LABELS) and member.mean == (0.5, 0.5, 0.5) and member.input_size == 288
+    assert member.weights == "weights/lite-single-v4.safetensors" and (v1_registry.parent / member.weights).exists()
+    assert (fast.version, fast.trained, fast.weights) == ("1.0.0", False, None)  # the preset's entry is untouched

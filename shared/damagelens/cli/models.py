@@ -101,6 +101,10 @@ def train_classify(
     seed: Annotated[int, typer.Option()] = 0,
     final: Annotated[bool, typer.Option(help="fit on all photos after CV and write FP16 safetensors")] = True,
     install: Annotated[bool, typer.Option(help="copy the weights into the registry and update its entry")] = False,
+    install_as: Annotated[
+        str | None,
+        typer.Option(help="install under this registry name instead of the preset's, e.g. an ensemble member (lite-fusion-v4)"),
+    ] = None,
 ) -> None:
     """Grouped 5-fold CV (+ the cross-folder check), temperature calibration and the review threshold
     on out-of-fold logits, then a final fit on all photos; prints the summary JSON last."""
@@ -208,10 +212,12 @@ def train_classify(
             summary["final_fit"] = res.history[-1]
         else:
             model, _res = cached_recipe.final_fit(entry, records, cfg, cache_dir=cache_dir, out_dir=run / "final")
-        weights = save_fp16_safetensors(model, run / f"{name}-v{major}.safetensors", {"name": name, "epochs": str(cfg.epochs)})
+        # --install-as names the file too: the registry folder holds one file per entry name
+        stem = install_as or f"{name}-v{major}"
+        weights = save_fp16_safetensors(model, run / f"{stem}.safetensors", {"name": install_as or name, "epochs": str(cfg.epochs)})
         summary["final_seconds"] = round(time.perf_counter() - t0, 1)
         summary["weights"] = str(weights)
-        if install:
+        if install or install_as:
             from damagelens.training.install import install_weights
 
             metrics, calibrated = {}, {}
@@ -224,9 +230,14 @@ def train_classify(
                 metrics.update({"ece": calibration["ece_after"], "auto_share": calibration["review"]["auto_share"]})
             install_weights(
                 Path(_settings().registry_path),
-                name,
+                install_as or name,
                 weights,
                 {
+                    # task, labels and normalisation too: an --install-as name may be a new entry
+                    "task": entry.task,
+                    "labels": list(entry.labels),
+                    "mean": list(entry.mean),
+                    "std": list(entry.std),
                     "architecture": preset.architecture,
                     "version": version,
                     **calibrated,

@@ -3,6 +3,9 @@
 
     python scripts/oof_ensemble.py runs/v3/fast-288/fast/cv.json runs/v3/accurate-tail/accurate/cv.json \\
         --out docs/models/runs/v2/ensemble-v3-oof.json --plots docs/models --name accurate-v4
+    # and serve it: the mean of the registered members, with the calibration and metrics printed here
+    python scripts/oof_ensemble.py RUN_A/cv.json RUN_B/cv.json --install accurate --member fast-v4 \\
+        --member lite-fusion-v4 --version 6.0.0 --description "Mean of …"
 
 Both runs must come from `damagelens train classify` on the same photos with the same fold seed
 (the script checks that the photo lists match). Prints accuracy, macro-F1, damaged-called-normal,
@@ -26,6 +29,7 @@ from damagelens.settings import get_settings
 from damagelens.training.calibration import calibration_report, reliability_png, softmax
 from damagelens.training.classify import classification_metrics, per_class_recall
 from damagelens.training.data import LABELS, scan_image_folders
+from damagelens.training.install import install_ensemble
 from damagelens.training.report import confusion_png
 
 
@@ -65,7 +69,13 @@ def main(
     out: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
     plots: Annotated[Path | None, typer.Option(help="folder for <name>-confusion.png and <name>-reliability.png")] = None,
     name: Annotated[str, typer.Option(help="file-name stem and title of the plots")] = "ensemble",
+    install: Annotated[str | None, typer.Option(help="write the mean as this registry entry (a new major version keeps the old)")] = None,
+    member: Annotated[list[str] | None, typer.Option(help="with --install: the registry name of each run, in the runs' order")] = None,
+    version: Annotated[str | None, typer.Option(help="with --install: the entry's version")] = None,
+    description: Annotated[str | None, typer.Option(help="with --install: the entry's description")] = None,
 ) -> None:
+    if install is not None and (len(member or []) != len(runs) or not version):
+        raise typer.BadParameter("--install needs one --member (registry name) per run and a --version")
     base = Path(get_settings().data_dir)
     records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))
     labels = np.array([r.label for r in records])
@@ -90,6 +100,16 @@ def main(
             f"{name}: grouped CV (out of fold), acc {mean['accuracy']:.3f}",
         )
         reliability_png(calibration, plots / f"{name}-reliability.png", f"{name}: out-of-fold mean of the members")
+    if install is not None:
+        cross = result.get("mean_cross_check")
+        folds = float(len(next(iter(cvs.values()))["folds"]))
+        metrics = {"cv_accuracy": mean["accuracy"], "cv_macro_f1": mean["macro_f1"], "cv_folds": folds}
+        metrics |= {"cross_check_accuracy": cross["accuracy"]} if cross else {}
+        metrics |= {"ece": mean["ece_after"], "auto_share": mean["auto_share"]}
+        updates = {"temperature": round(mean["temperature"], 4), "review_threshold": mean["review_threshold"], "metrics": metrics}
+        if description:
+            updates["description"] = description
+        result["installed"] = install_ensemble(Path(get_settings().registry_path), install, list(member or []), version or "", updates)
     text = json.dumps(result, indent=2)
     if out is not None:
         out.write_text(text + "\n")

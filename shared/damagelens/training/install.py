@@ -37,13 +37,59 @@ def install_weights(registry_path: Path, name: str, weights: Path, updates: dict
     entry.update(updates)
     entry["weights"] = f"weights/{target.name}"
     entry["sha256"] = sha256_file(target)
+    _write(registry_path, data)
+    return entry
+
+
+def install_ensemble(registry_path: Path, name: str, members: list[str], version: str, updates: dict) -> dict:
+    """Write entry `name` as the mean of registered `members` (created if absent); the served input
+    (size, normalisation, labels, Grad-CAM layer) is the first member's, as `mean_ensemble` expects.
+    A new major version keeps the previous entry loadable as `<name>-v<major>`, like `install_weights`."""
+    registry_path = Path(registry_path)
+    data = yaml.safe_load(registry_path.read_text()) or {}
+    models = data.setdefault("models", [])
+    by_name = {m.get("name"): m for m in models} | {a: m for m in models for a in m.get("aliases", [])}
+    missing = [m for m in members if m not in by_name]
+    if missing or not members:
+        raise ValueError(f"ensemble {name!r}: members not in the registry: {missing or 'none given'}")
+    first = by_name[members[0]]
+    entry = next((m for m in models if m.get("name") == name), None)
+    if entry is None:
+        entry = {"name": name}
+        models.append(entry)
+    elif _major(entry.get("version")) != _major(version):
+        keep_previous(models, entry)
+        entry.pop("description", None)  # it described the previous members
+    for own in ("weights", "sha256", "options", "temperature", "review_threshold", "metrics"):
+        entry.pop(own, None)  # an ensemble has no weights of its own; its calibration is fitted anew
+    entry.update(
+        {
+            "task": "classify",
+            "architecture": "mean_ensemble",
+            "version": version,
+            "members": list(members),
+            "trained": True,
+            "input_size": first["input_size"],
+            "mean": list(first.get("mean", [0.5, 0.5, 0.5])),
+            "std": list(first.get("std", [0.5, 0.5, 0.5])),
+            "labels": list(first["labels"]),
+            "cam_target_layer": f"members.0.{first['cam_target_layer']}" if first.get("cam_target_layer") else None,
+            **updates,
+        }
+    )
+    if entry["cam_target_layer"] is None:
+        entry.pop("cam_target_layer")
+    _write(registry_path, data)
+    return entry
+
+
+def _write(registry_path: Path, data: dict) -> None:
     tmp = registry_path.with_suffix(".yaml.part")
     tmp.write_text(HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
     tmp.replace(registry_path)
     from damagelens.registry.entries import load_registry
 
     load_registry.cache_clear()
-    return entry
 
 
 def _major(version: str | None) -> str:

@@ -100,3 +100,5 @@ def test_install_as_adds_a_new_entry_and_leaves_the_presets_own_alone(two_folder
     assert member.labels == tuple(LABELS) and member.mean == (0.5, 0.5, 0.5) and member.input_size == 288
     assert member.weights == "weights/lite-single-v4.safetensors" and (v1_registry.parent / member.weights).exists()
     assert (fast.version, fast.trained, fast.weights) == ("1.0.0", False, None)  # the preset's entry is untouched
+    # what the command line changed is named after the preset's words (a Lite1 must not read as the preset's Lite0)
+    assert member.description.endswith("(here: head only); trained with n_aug=1, lr_backbone=0, batch_size=8")

@@ -105,6 +105,9 @@ def train_classify(
         str | None,
         typer.Option(help="install under this registry name instead of the preset's, e.g. an ensemble member (lite-fusion-v4)"),
     ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="the installed entry's description; default: the preset's, plus any --input-size/--option/--set")
+    ] = None,
 ) -> None:
     """Grouped 5-fold CV (+ the cross-folder check), temperature calibration and the review threshold
     on out-of-fold logits, then a final fit on all photos; prints the summary JSON last."""
@@ -226,7 +229,7 @@ def train_classify(
                 if "cross_check" in summary:
                     metrics["cross_check_accuracy"] = summary["cross_check"]["accuracy"]
             if calibration is not None:
-                calibrated = {"temperature": calibration["temperature"], "review_threshold": calibration["review"]["threshold"]}
+                calibrated = {"temperature": calibration["temperature"], "review_threshold": round(calibration["review"]["threshold"], 4)}
                 metrics.update({"ece": calibration["ece_after"], "auto_share": calibration["review"]["auto_share"]})
             install_weights(
                 Path(_settings().registry_path),
@@ -246,11 +249,20 @@ def train_classify(
                     "options": preset.options,
                     "cam_target_layer": preset.cam_target_layer,
                     "metrics": metrics,
-                    "description": (preset.description if getattr(cfg, "lr_backbone", 1) > 0 else f"{preset.description} (here: head only)")
+                    "description": (description or _trained_description(preset.description, cfg, input_size, option, set_))
                     + (f"; {'grouped ' if group else ''}{folds}-fold CV accuracy {summary['accuracy']:.3f}" if folds else ""),
                 },
             )
     _echo_json(summary)
+
+
+def _trained_description(base: str, cfg, input_size: int | None, options: list[str] | None, settings: list[str] | None) -> str:
+    """The preset's words describe the preset; what the command line changed is named after them (a Lite1 trained
+    with `--option variant=1` must not read as the preset's Lite0)."""
+    changed = [f"input {input_size} px"] if input_size else []
+    changed += [*(options or []), *(settings or [])]
+    head_only = getattr(cfg, "lr_backbone", 1) <= 0
+    return base + (" (here: head only)" if head_only else "") + (f"; trained with {', '.join(changed)}" if changed else "")
 
 
 @train_app.command("detect")

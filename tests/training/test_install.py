@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from damagelens.registry import load_registry
+from damagelens.registry.entries import RegistryError
 from damagelens.registry.weights import sha256_file
 from damagelens.training.install import install_ensemble, install_weights
 
@@ -83,3 +84,17 @@ def test_an_ensemble_of_unregistered_members_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not in the registry"):
         install_ensemble(registry_path, "accurate", ["nope"], "1.0.0", {})
     assert yaml.safe_load(registry_path.read_text()) == {"models": []}
+
+
+def test_an_ensemble_the_registry_would_refuse_is_not_written(tmp_path: Path) -> None:
+    (tmp_path / "weights").mkdir()
+    small, large = (tmp_path / "weights" / f"{n}.safetensors" for n in ("small", "large"))
+    small.write_bytes(b"s")
+    large.write_bytes(b"l")
+    registry_path = tmp_path / "registry.yaml"
+    models = [_classifier("small", small), {**_classifier("large", large), "input_size": 96}]
+    registry_path.write_text(yaml.safe_dump({"models": models}))
+    before = registry_path.read_text()
+    with pytest.raises(RegistryError, match="large"):  # the first member sets the ensemble's input size: 64 < 96
+        install_ensemble(registry_path, "accurate", ["small", "large"], "1.0.0", {})
+    assert registry_path.read_text() == before

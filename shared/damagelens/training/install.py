@@ -79,6 +79,9 @@ def install_ensemble(registry_path: Path, name: str, members: list[str], version
     )
     if entry["cam_target_layer"] is None:
         entry.pop("cam_target_layer")
+    from damagelens.registry.entries import parse_registry
+
+    parse_registry(data, registry_path.parent)  # an ensemble the registry would refuse (e.g. a member larger than the first) is not written
     _write(registry_path, data)
     return entry
 

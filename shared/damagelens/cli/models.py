@@ -229,7 +229,7 @@ def train_classify(
                 if "cross_check" in summary:
                     metrics["cross_check_accuracy"] = summary["cross_check"]["accuracy"]
             if calibration is not None:
-                calibrated = {"temperature": calibration["temperature"], "review_threshold": round(calibration["review"]["threshold"], 4)}
+                calibrated = {"temperature": calibration["temperature"], "review_threshold": calibration["review"]["threshold"]}
                 metrics.update({"ece": calibration["ece_after"], "auto_share": calibration["review"]["auto_share"]})
             install_weights(
                 Path(_settings().registry_path),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from damagelens.registry.entries import ENSEMBLE, load_registry, parse_registry
 from damagelens.registry.weights import sha256_file
 
 HEADER = (
@@ -62,25 +63,11 @@ def install_ensemble(registry_path: Path, name: str, members: list[str], version
         entry.pop("description", None)  # it described the previous members
     for own in ("weights", "sha256", "options", "temperature", "review_threshold", "metrics"):
         entry.pop(own, None)  # an ensemble has no weights of its own; its calibration is fitted anew
-    entry.update(
-        {
-            "task": "classify",
-            "architecture": "mean_ensemble",
-            "version": version,
-            "members": list(members),
-            "trained": True,
-            "input_size": first["input_size"],
-            "mean": list(first.get("mean", [0.5, 0.5, 0.5])),
-            "std": list(first.get("std", [0.5, 0.5, 0.5])),
-            "labels": list(first["labels"]),
-            "cam_target_layer": f"members.0.{first['cam_target_layer']}" if first.get("cam_target_layer") else None,
-            **updates,
-        }
-    )
-    if entry["cam_target_layer"] is None:
-        entry.pop("cam_target_layer")
-    from damagelens.registry.entries import parse_registry
-
+    served_input = {k: copy.deepcopy(first[k]) for k in ("input_size", "mean", "std", "labels") if k in first}  # no YAML anchors
+    if first.get("cam_target_layer"):
+        served_input["cam_target_layer"] = f"members.0.{first['cam_target_layer']}"
+    ensemble = {"task": "classify", "architecture": ENSEMBLE, "version": version, "members": list(members), "trained": True}
+    entry.update({**ensemble, **served_input, **updates})
     parse_registry(data, registry_path.parent)  # an ensemble the registry would refuse (e.g. a member larger than the first) is not written
     _write(registry_path, data)
     return entry
@@ -90,8 +77,6 @@ def _write(registry_path: Path, data: dict) -> None:
     tmp = registry_path.with_suffix(".yaml.part")
     tmp.write_text(HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
     tmp.replace(registry_path)
-    from damagelens.registry.entries import load_registry
-
     load_registry.cache_clear()
 
 

@@ -109,3 +109,31 @@ def test_evaluate_damaged_as_normal_matches_the_service_on_real_photos(data_dir:
     assert result["called_normal_not_flagged"] == round(sum(n and not r.review for n, r in zip(normal, service, strict=True)) / 10, 4)
     assert result["flagged_for_review"] == round(sum(r.review for r in service) / 10, 4)
     assert set(result["per_folder"]) == {"minor", "severe"} and all(v["n"] == 5 for v in result["per_folder"].values())
+
+
+def test_damaged_lensor_adds_the_boxed_train_closeups_in_their_own_cache(tmp_path: Path, monkeypatch) -> None:
+    """`damaged_lensor` appends lensor's train photos that carry a box (never val/test, never a box-less
+    photo) to damage-severity's, cached in a second file so runs without it share the first."""
+    from damagelens.settings import get_settings
+    from damagelens.training.classify import build_damaged_cache
+    from damagelens.vision.architectures import build_architecture
+    from tests.training.test_auxiliary_data import make_lensor
+
+    data = make_damage_severity(tmp_path / "data", n=6)
+    make_lensor(data / "detection" / "lensor", n=5)  # 4 with a box, the last without
+    make_image(data / "detection" / "lensor" / "images" / "val" / "v0.jpg", seed=990, size=(64, 64))
+    monkeypatch.setenv("DAMAGELENS_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    try:
+        model = build_architecture(tiny_entry(), pretrained_backbone=False).float().eval()
+        cfg = TrainConfig(n_aug=2, damaged_weight=0.5, damaged_views=3)
+        alone = build_damaged_cache(model, tiny_entry(), cfg, tmp_path / "cache")
+        both = build_damaged_cache(model, tiny_entry(), replace(cfg, damaged_lensor=True), tmp_path / "cache")
+    finally:
+        get_settings.cache_clear()
+    assert alone is not None and both is not None
+    assert [c.shape[:2] for c in alone] == [(6, 3)] * len(alone)
+    assert [c.shape[:2] for c in both] == [(10, 3)] * len(both)
+    assert all(torch.equal(a, b[:6]) for a, b in zip(alone, both, strict=True))
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").iterdir())
+    assert names == ["stem-tiny-damaged", "stem-tiny-lensor-damaged"], names

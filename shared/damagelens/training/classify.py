@@ -56,6 +56,7 @@ class TrainConfig:
     # the loss asks only that the probability mass sit on the four damaged classes; 0 = off
     damaged_weight: float = 0.0
     damaged_views: int = 3  # cached views per such photo (eval, mirror, augmentations)
+    damaged_lensor: bool = False  # the damaged set also holds lensor's *train* close-ups (any box); val/test stay the check
 
 
 @dataclass
@@ -144,14 +145,20 @@ def build_damaged_cache(model: nn.Module, entry: ModelEntry, cfg: TrainConfig, c
     a damaged car of another origin is called "Normal" (`damagelens evaluate damaged-as-normal`)."""
     if cfg.damaged_weight <= 0:
         return None
-    from damagelens.training.data import data_dir, scan_image_folder
+    from damagelens.training.data import data_dir, lensor_damage_tags, scan_image_folder
 
     records, _ = scan_image_folder(data_dir() / "damage-severity" / "train", ("minor", "moderate", "severe"), min_side=1)
     if not records:
         raise FileNotFoundError(f"damaged_weight > 0 needs {data_dir() / 'damage-severity' / 'train'}")
-    return build_stem_cache(
-        model, entry.model_copy(update={"name": f"{entry.name}-damaged"}), records, replace(cfg, n_aug=cfg.damaged_views - 2), cache_dir
-    )
+    views = replace(cfg, n_aug=cfg.damaged_views - 2)
+    cache = build_stem_cache(model, entry.model_copy(update={"name": f"{entry.name}-damaged"}), records, views, cache_dir)
+    if not cfg.damaged_lensor:
+        return cache
+    # close-ups of one panel (lensor) are the photos still called "Normal" most often; separate cache
+    # file, so the damage-severity one above is shared with runs without them
+    closeups, _ = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
+    extra = build_stem_cache(model, entry.model_copy(update={"name": f"{entry.name}-lensor-damaged"}), closeups, views, cache_dir)
+    return [torch.cat([a, b]) for a, b in zip(cache, extra, strict=True)]
 
 
 def not_normal_loss(logits: torch.Tensor, labels: tuple[str, ...] | list[str]) -> torch.Tensor:

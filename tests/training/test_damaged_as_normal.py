@@ -137,3 +137,36 @@ def test_damaged_lensor_adds_the_boxed_train_closeups_in_their_own_cache(tmp_pat
     assert all(torch.equal(a, b[:6]) for a, b in zip(alone, both, strict=True))
     names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").iterdir())
     assert names == ["stem-tiny-damaged", "stem-tiny-lensor-damaged"], names
+
+
+def test_closeup_views_are_cached_apart_and_scored_out_of_fold(tiny_folder: Path, tmp_path: Path) -> None:
+    """`closeup_views` caches tight crops of every photo (no eval/mirror view), row for row with the main
+    cache; CV then reports how often a Normal photo's close-up is still called Normal."""
+    from damagelens.training.classify import build_closeup_cache
+    from damagelens.vision.architectures import build_architecture
+
+    records, _ = scan_image_folder(tiny_folder)
+    model = build_architecture(tiny_entry(), pretrained_backbone=False).float().eval()
+    assert build_closeup_cache(model, tiny_entry(), records, TrainConfig(n_aug=2), tmp_path / "c") is None
+    with pytest.raises(ValueError, match="closeup_views"):
+        build_closeup_cache(model, tiny_entry(), records, TrainConfig(n_aug=2, normal_closeups=0.5), tmp_path / "c")
+    crops = build_closeup_cache(model, tiny_entry(), records, TrainConfig(n_aug=2, closeup_views=3), tmp_path / "c")
+    assert crops is not None and [c.shape[:2] for c in crops] == [(len(records), 3)] * len(crops)
+    assert any(p.name.startswith("stem-tiny-closeup-aug-") for p in (tmp_path / "c").iterdir())
+
+    cfg = TrainConfig(epochs=1, n_aug=2, batch_size=8, warmup_epochs=0.5, closeup_views=2, normal_closeups=1.0)
+    cv = cross_validate(tiny_entry(), records, cfg, folds=2, cache_dir=tmp_path / "c", pretrained=False)
+    report = cv["closeup"]
+    assert len(report["logits"]) == len(records)
+    assert 0.0 <= report["normal_called_normal"] <= 1.0 and 0.0 <= report["damaged_called_normal"] <= 1.0
+
+
+def test_normal_closeups_change_what_the_tail_learns(tiny_folder: Path, tmp_path: Path) -> None:
+    """With `normal_closeups` on, Normal photos are (sometimes) trained on their close-ups: same seed, other weights."""
+    records, _ = scan_image_folder(tiny_folder)
+    base = TrainConfig(epochs=1, n_aug=2, batch_size=8, warmup_epochs=0.5, closeup_views=2)
+    heads = []
+    for chance in (0.0, 1.0):
+        model, _ = final_fit(tiny_entry(), records, replace(base, normal_closeups=chance), cache_dir=tmp_path / "c", pretrained=False)
+        heads.append(torch.cat([p.detach().flatten() for p in model.head.parameters()]))
+    assert not torch.allclose(heads[0], heads[1])

@@ -25,7 +25,9 @@ def train_transform(size: int, strength: str = "medium") -> T.Compose:
         return T.Compose(
             [T.Resize((size, size), antialias=True), T.RandomHorizontalFlip(), T.RandomRotation(15), T.ColorJitter(0.2, 0.2, 0.2)]
         )
-    scale = {"light": (0.7, 1.0), "medium": (0.5, 1.0), "strong": (0.35, 1.0)}[strength]
+    # "closeup": one panel of the car, as a user photographs it up close (not for labels that need the
+    # whole car: only Normal photos are trained on such views, see TrainConfig.normal_closeups)
+    scale = {"light": (0.7, 1.0), "medium": (0.5, 1.0), "strong": (0.35, 1.0), "closeup": (0.12, 0.35)}[strength]
     return T.Compose(
         [
             T.RandomResizedCrop(size, scale=scale, ratio=(0.7, 1.45), antialias=True),

@@ -57,6 +57,10 @@ class TrainConfig:
     damaged_weight: float = 0.0
     damaged_views: int = 3  # cached views per such photo (eval, mirror, augmentations)
     damaged_lensor: bool = False  # the damaged set also holds lensor's *train* close-ups (any box); val/test stay the check
+    # tight crops ("closeup" augmentation) of every photo, cached apart: out of fold, how often a close-up of a
+    # Normal car is still called Normal (`closeup_*` in the report); 0 = no such cache
+    closeup_views: int = 0
+    normal_closeups: float = 0.0  # chance that a Normal photo in a batch is shown as one of its close-ups (needs closeup_views)
 
 
 @dataclass
@@ -85,12 +89,20 @@ def _cache_key(entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig) 
 
 @torch.no_grad()
 def build_stem_cache(
-    model: nn.Module, entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig, cache_dir: Path | None = None, batch: int = 16
+    model: nn.Module,
+    entry: ModelEntry,
+    records: list[ImageRecord],
+    cfg: TrainConfig,
+    cache_dir: Path | None = None,
+    batch: int = 16,
+    augmented_only: bool = False,
 ) -> list[torch.Tensor]:
-    """Returns one FP16 tensor per stem output, shaped [N, V, C, H, W]; view 0 = eval, 1 = mirrored eval."""
+    """Returns one FP16 tensor per stem output, shaped [N, V, C, H, W]; view 0 = eval, 1 = mirrored eval
+    (unless `augmented_only`: then the `cfg.n_aug` augmented views alone)."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"stem-{entry.name}-{_cache_key(entry, records, cfg)}.pt"
+        tag = "-aug" if augmented_only else ""
+        path = Path(cache_dir) / f"stem-{entry.name}{tag}-{_cache_key(entry, records, cfg)}.pt"
         if path.exists():
             return torch.load(path, weights_only=True)
     model.eval()
@@ -103,7 +115,7 @@ def build_stem_cache(
     crop_tf = train_transform(size, "light")
     for rec in tqdm(records, desc=f"stem cache {entry.name}", leave=False):
         image = load_rgb(rec.path)
-        views = [eval_view(image, size, mean, std), eval_view(image, size, mean, std, flip=True)]
+        views = [] if augmented_only else [eval_view(image, size, mean, std), eval_view(image, size, mean, std, flip=True)]
         own = boxes.get(rec.path.name, ())
         for j in range(cfg.n_aug):
             if j < cfg.box_views and own:
@@ -159,6 +171,19 @@ def build_damaged_cache(model: nn.Module, entry: ModelEntry, cfg: TrainConfig, c
     closeups, _ = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
     extra = build_stem_cache(model, entry.model_copy(update={"name": f"{entry.name}-lensor-damaged"}), closeups, views, cache_dir)
     return [torch.cat([a, b]) for a, b in zip(cache, extra, strict=True)]
+
+
+def build_closeup_cache(
+    model: nn.Module, entry: ModelEntry, records: list[ImageRecord], cfg: TrainConfig, cache_dir: Path | None
+) -> list[torch.Tensor] | None:
+    """`cfg.closeup_views` tight crops of every photo, row for row with the main cache (so folds apply)."""
+    if cfg.closeup_views <= 0:
+        if cfg.normal_closeups > 0:
+            raise ValueError("normal_closeups needs closeup_views > 0")
+        return None
+    crops = replace(cfg, n_aug=cfg.closeup_views, aug_strength="closeup", box_views=0)
+    named = entry.model_copy(update={"name": f"{entry.name}-closeup"})
+    return build_stem_cache(model, named, records, crops, cache_dir, augmented_only=True)
 
 
 def not_normal_loss(logits: torch.Tensor, labels: tuple[str, ...] | list[str]) -> torch.Tensor:
@@ -300,6 +325,7 @@ def fit(
     aux: tuple[list[torch.Tensor], torch.Tensor] | None = None,
     damaged: list[torch.Tensor] | None = None,
     label_names: tuple[str, ...] | list[str] = (),
+    closeups: list[torch.Tensor] | None = None,
 ) -> FitResult:
     """Train the tail on cached stem outputs. Resumes from `out_dir/checkpoint.pt` when present.
 
@@ -332,6 +358,7 @@ def fit(
 
     weights = sampling_weights(labels, train_idx, cfg.balanced)
     n_views = cache[0].shape[1]
+    is_normal = torch.tensor([name.endswith("Normal") for name in label_names], dtype=torch.bool) if label_names else None
 
     result = FitResult()
     start_epoch, best_loss, best_state, bad = 0, float("inf"), None, 0
@@ -358,6 +385,13 @@ def fit(
             b = torch.as_tensor(order[s : s + cfg.batch_size])
             views = torch.as_tensor(rng.integers(0, n_views, size=len(b)))  # eval, mirror and augmented views
             x, y = _select(cache, b, views), y_all[b]
+            if closeups is not None and cfg.normal_closeups > 0 and is_normal is not None:
+                # a Normal photo stays Normal however closely it is cropped; a damaged one might not
+                swap = is_normal[y] & torch.from_numpy(rng.random(len(b)) < cfg.normal_closeups)
+                if swap.any():
+                    crop = _select(closeups, b[swap], torch.as_tensor(rng.integers(0, closeups[0].shape[1], size=int(swap.sum()))))
+                    for t, c in zip(x, crop, strict=True):  # _select's tensors are fresh float copies
+                        t[swap] = c
             if cfg.mixup > 0:
                 lam = float(rng.beta(cfg.mixup, cfg.mixup))
                 perm = torch.randperm(len(b))
@@ -491,13 +525,14 @@ def cross_validate(
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
     damaged = build_damaged_cache(model, entry, cfg, cache_dir)
+    closeups = build_closeup_cache(model, entry, records, cfg, cache_dir)
     net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
-    if damaged is not None and net is not model:
-        raise ValueError("damaged_weight needs a trainable tail (lr_backbone > 0)")
+    if (damaged is not None or closeups is not None) and net is not model:
+        raise ValueError("damaged_weight and closeup_views need a trainable tail (lr_backbone > 0)")
     cache_s = time.perf_counter() - started
     labels = np.array([r.label for r in records])
     oof = np.zeros((len(records), len(entry.labels)), dtype=np.float32)
-    oof_logits, oof_mirror = np.zeros_like(oof), np.zeros_like(oof)
+    oof_logits, oof_mirror, oof_closeup = np.zeros_like(oof), np.zeros_like(oof), np.zeros_like(oof)
     fold_metrics = []
     for k, (tr, va) in enumerate(splits if splits is not None else stratified_kfold(labels, folds, fold_seed)):
         model.load_state_dict(init_state)
@@ -509,12 +544,14 @@ def cross_validate(
         monitor = va if cfg.patience else None  # early stopping on the val fold would bias CV: off by default
         fit(
             net, cache, labels, tr, cfg, monitor_idx=monitor, out_dir=fdir, desc=f"{entry.name} fold {k + 1}/{folds}", aux=aux,
-            damaged=damaged, label_names=entry.labels,
+            damaged=damaged, label_names=entry.labels, closeups=closeups,
         )  # fmt: skip
         probs = predict_cached(net, cache, va, tta=cfg.tta).numpy()
         oof[va] = probs
         oof_logits[va] = logits_cached(net, cache, va).numpy()
         oof_mirror[va] = logits_cached(net, cache, va, view=1).numpy()
+        if closeups is not None:
+            oof_closeup[va] = logits_cached(net, closeups, va).numpy()
         fm = classification_metrics(labels[va], probs.argmax(1), entry.labels)
         fold_metrics.append({k2: fm[k2] for k2 in ("n", "accuracy", "macro_f1")})
         log.info("fold %d: %s", k, fold_metrics[-1])
@@ -526,6 +563,8 @@ def cross_validate(
     served, tta = oof_logits.argmax(1), (torch.tensor(oof_logits).softmax(1) + torch.tensor(oof_mirror).softmax(1)).argmax(1).numpy()
     metrics["served_view_accuracy"] = round(float((served == labels).mean()), 4)  # what the service computes (one view)
     metrics["tta_accuracy"] = round(float((tta == labels).mean()), 4)  # eval view + mirror averaged
+    if closeups is not None:
+        metrics["closeup"] = closeup_report(labels, oof_closeup, entry.labels)
     if check_idx is not None and len(check_idx):
         check_idx = np.asarray(check_idx)
         train_idx = np.setdiff1d(np.arange(len(records)), check_idx)
@@ -534,7 +573,7 @@ def cross_validate(
         fdir = Path(out_dir) / "cross-check" if out_dir else None
         fit(
             net, cache, labels, train_idx, cfg, out_dir=fdir, desc=f"{entry.name} cross-check", aux=aux, damaged=damaged,
-            label_names=entry.labels,
+            label_names=entry.labels, closeups=closeups,
         )  # fmt: skip
         probs = predict_cached(net, cache, check_idx, tta=cfg.tta).numpy()
         check = classification_metrics(labels[check_idx], probs.argmax(1), entry.labels)
@@ -545,6 +584,19 @@ def cross_validate(
         metrics["cross_check"] = check
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     return metrics
+
+
+def closeup_report(labels: np.ndarray, logits: np.ndarray, label_names: tuple[str, ...] | list[str]) -> dict:
+    """Out of fold, on one tight crop per photo: the share called "… Normal", for Normal and damaged photos.
+    A close-up of an undamaged car should stay Normal; one of a damaged car may or may not show the damage."""
+    normal = np.array([name.endswith("Normal") for name in label_names])
+    called_normal = normal[logits.argmax(1)]
+    is_normal = normal[labels]
+    return {
+        "normal_called_normal": round(float(called_normal[is_normal].mean()), 4) if is_normal.any() else None,
+        "damaged_called_normal": round(float(called_normal[~is_normal].mean()), 4) if (~is_normal).any() else None,
+        "logits": logits.round(4).tolist(),
+    }
 
 
 def per_class_recall(confusion: list[list[int]], labels: tuple[str, ...] | list[str]) -> dict[str, float]:
@@ -574,12 +626,13 @@ def final_fit(
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
     damaged = build_damaged_cache(model, entry, cfg, cache_dir)
+    closeups = build_closeup_cache(model, entry, records, cfg, cache_dir) if cfg.normal_closeups > 0 else None
     net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
     labels = np.array([r.label for r in records])
     _reinit_head(model, cfg.seed)
     res = fit(
         net, cache, labels, np.arange(len(records)), cfg, out_dir=out_dir, desc=f"{entry.name} final", aux=aux, damaged=damaged,
-        label_names=entry.labels,
+        label_names=entry.labels, closeups=closeups,
     )  # fmt: skip
     return model.eval(), res
 

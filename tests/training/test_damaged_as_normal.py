@@ -159,6 +159,9 @@ def test_closeup_views_are_cached_apart_and_scored_out_of_fold(tiny_folder: Path
     report = cv["closeup"]
     assert len(report["logits"]) == len(records)
     assert 0.0 <= report["normal_called_normal"] <= 1.0 and 0.0 <= report["damaged_called_normal"] <= 1.0
+    from damagelens.training.report import cv_summary
+
+    assert cv_summary(cv, None, None)["closeup"] == {k: report[k] for k in ("normal_called_normal", "damaged_called_normal")}
 
 
 def test_normal_closeups_change_what_the_tail_learns(tiny_folder: Path, tmp_path: Path) -> None:

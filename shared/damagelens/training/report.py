@@ -115,6 +115,8 @@ def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
     )
     out: dict = {k: cv[k] for k in keys if k in cv}
     out["folds"] = cv.get("folds", [])
+    if "closeup" in cv:
+        out["closeup"] = {k: v for k, v in cv["closeup"].items() if k != "logits"}
     if groups is not None:
         out["grouping"] = groups
     if calibration is not None:

@@ -58,7 +58,7 @@ class TrainConfig:
     damaged_views: int = 3  # cached views per such photo (eval, mirror, augmentations)
     damaged_lensor: bool = False  # the damaged set also holds lensor's *train* close-ups (any box); val/test stay the check
     # tight crops ("closeup" augmentation) of every photo, cached apart: out of fold, how often a close-up of a
-    # Normal car is still called Normal (`closeup_*` in the report); 0 = no such cache
+    # Normal car is still called Normal (`closeup` in the report); 0 = no such cache
     closeup_views: int = 0
     normal_closeups: float = 0.0  # chance that a Normal photo in a batch is shown as one of its close-ups (needs closeup_views)
 
@@ -168,8 +168,8 @@ def build_damaged_cache(model: nn.Module, entry: ModelEntry, cfg: TrainConfig, c
         return cache
     # close-ups of one panel (lensor) are the photos still called "Normal" most often; separate cache
     # file, so the damage-severity one above is shared with runs without them
-    closeups, _ = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
-    extra = build_stem_cache(model, entry.model_copy(update={"name": f"{entry.name}-lensor-damaged"}), closeups, views, cache_dir)
+    lensor_records, _ = lensor_damage_tags(data_dir() / "detection" / "lensor", "train")
+    extra = build_stem_cache(model, entry.model_copy(update={"name": f"{entry.name}-lensor-damaged"}), lensor_records, views, cache_dir)
     return [torch.cat([a, b]) for a, b in zip(cache, extra, strict=True)]
 
 

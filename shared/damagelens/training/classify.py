@@ -186,9 +186,14 @@ def build_closeup_cache(
     return build_stem_cache(model, named, records, crops, cache_dir, augmented_only=True)
 
 
+def normal_mask(labels: tuple[str, ...] | list[str]) -> np.ndarray:
+    """True for each "… Normal" class: the one split of the six classes that the damage losses and reports use."""
+    return np.array([name.endswith("Normal") for name in labels], dtype=bool)
+
+
 def not_normal_loss(logits: torch.Tensor, labels: tuple[str, ...] | list[str]) -> torch.Tensor:
     """-log P(some damaged class): a photo known to be damaged, whatever its view."""
-    damaged = [i for i, name in enumerate(labels) if not name.endswith("Normal")]
+    damaged = np.flatnonzero(~normal_mask(labels)).tolist()
     return -torch.logsumexp(torch.log_softmax(logits.float(), dim=1)[:, damaged], dim=1).mean()
 
 
@@ -358,7 +363,7 @@ def fit(
 
     weights = sampling_weights(labels, train_idx, cfg.balanced)
     n_views = cache[0].shape[1]
-    is_normal = torch.tensor([name.endswith("Normal") for name in label_names], dtype=torch.bool) if label_names else None
+    is_normal = torch.from_numpy(normal_mask(label_names)) if label_names else None
 
     result = FitResult()
     start_epoch, best_loss, best_state, bad = 0, float("inf"), None, 0
@@ -589,7 +594,7 @@ def cross_validate(
 def closeup_report(labels: np.ndarray, logits: np.ndarray, label_names: tuple[str, ...] | list[str]) -> dict:
     """Out of fold, on one tight crop per photo: the share called "… Normal", for Normal and damaged photos.
     A close-up of an undamaged car should stay Normal; one of a damaged car may or may not show the damage."""
-    normal = np.array([name.endswith("Normal") for name in label_names])
+    normal = normal_mask(label_names)
     called_normal = normal[logits.argmax(1)]
     is_normal = normal[labels]
     return {
@@ -626,6 +631,7 @@ def final_fit(
     cache = build_stem_cache(model, entry, records, cfg, cache_dir)
     aux = build_lensor_cache(model, entry, cfg, cache_dir)
     damaged = build_damaged_cache(model, entry, cfg, cache_dir)
+    # the crops are only trained on when normal_closeups > 0; a final fit has no out-of-fold score to give
     closeups = build_closeup_cache(model, entry, records, cfg, cache_dir) if cfg.normal_closeups > 0 else None
     net, cache = training_view(model, entry, records, cfg, cache, cache_dir)
     labels = np.array([r.label for r in records])

@@ -29,7 +29,7 @@ def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
         assert entry.cam_target_layer
 
 
-@pytest.mark.parametrize(("name", "current_major"), [("fast", "5."), ("accurate", "8.")])
+@pytest.mark.parametrize(("name", "current_major"), [("fast", "6."), ("accurate", "9.")])
 def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_name(name: str, current_major: str) -> None:
     registry = load_registry(Settings().registry_path)
     current, v2, v1 = registry.get(name), registry.get(f"{name}-v2"), registry.get(f"{name}-v1")
@@ -38,8 +38,11 @@ def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_nam
     if name == "accurate":
         assert registry.get("accurate-v4").version.startswith("4.") and registry.get("accurate-v5").version.startswith("5.")
         assert registry.get("accurate-v6").version.startswith("6.") and registry.get("accurate-v7").version.startswith("7.")
+        assert registry.get("accurate-v8").version.startswith("8.")
     else:
         assert registry.get("fast-v4").version.startswith("4.")  # a member of accurate v7 and v8, by that name
+        assert registry.get("fast-v5").version.startswith("5.")
+        assert registry.get("fast-v6").name == "fast"  # accurate v9's member: an alias now, its own entry once fast moves on
     assert v2.aliases == () and v1.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
     for calibrated in (current, v2):
         assert calibrated.review_threshold is not None and 0 < calibrated.review_threshold < 1 and calibrated.temperature > 0

@@ -8,7 +8,9 @@
         --member lite-fusion-v4 --version 6.0.0 --description "Mean of …"
 
 Both runs must come from `damagelens train classify` on the same photos with the same fold seed
-(the script checks that the photo lists match). Prints accuracy, macro-F1, damaged-called-normal,
+(the script checks that the photo lists match). A run is its cv.json under `--out`, or the
+`<report>-oof.json` that `--report` writes beside the committed report (the run folder is not kept).
+Prints accuracy, macro-F1, damaged-called-normal,
 and temperature/ECE/review rule of the mean, next to each member, as one JSON object; with
 `--plots`, the mean's confusion matrix and reliability diagram as PNGs. Out-of-fold only: an
 equal-weight mean needs no fitting, so no fold sees its own labels. The 169-photo cross-check of
@@ -64,7 +66,7 @@ def _score(probs: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
 
 
 def main(
-    runs: Annotated[list[Path], typer.Argument(help="cv.json of each member (written under <out>/<name>/)")],
+    runs: Annotated[list[Path], typer.Argument(help="cv.json of each member (under <out>/<name>/) or its <report>-oof.json")],
     data: Annotated[list[Path] | None, typer.Option(help="the runs' --data folders; default both 6-class folders")] = None,
     out: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
     plots: Annotated[Path | None, typer.Option(help="folder for <name>-confusion.png and <name>-reliability.png")] = None,

@@ -66,6 +66,11 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     cal = out["calibration"]
     assert cal["temperature"] > 0 and 0 <= cal["ece_after"] <= 1 and 0 <= cal["review"]["threshold"] <= 1
     assert json.loads((tmp_path / "report" / "fast.json").read_text())["accuracy"] == out["accuracy"]
+    # the out-of-fold logits beside the report score an ensemble like the run's own cv.json does
+    oof = json.loads((tmp_path / "report" / "fast-oof.json").read_text())
+    run_cv = json.loads((tmp_path / "runs" / "fast" / "cv.json").read_text())
+    assert oof["files"] == run_cv["files"] and oof["oof_logits"] == run_cv["oof_logits"] and len(oof["oof_logits"]) == 36
+    assert oof["cross_check"]["logits"] == run_cv["cross_check"]["logits"] and oof["cross_check"]["train_n"] == 24
     assert (tmp_path / "runs" / "fast" / "reliability.png").stat().st_size > 0
 
     registry = load_registry(v1_registry)

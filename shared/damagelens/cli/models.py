@@ -85,7 +85,9 @@ def train_classify(
     ] = True,
     review_target: Annotated[float, typer.Option(help="accuracy the auto-accepted (not reviewed) predictions must reach")] = 0.95,
     version: Annotated[str, typer.Option(help="version of the weights written (file <name>-v<major>.safetensors)")] = "2.0.0",
-    report: Annotated[Path | None, typer.Option(help="also write the compact CV summary JSON to this file")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="also write the compact CV summary JSON here and the out-of-fold logits beside it (<stem>-oof.json)")
+    ] = None,
     cache: Annotated[
         Path | None, typer.Option(help="stem-activation cache folder, shareable between runs of one model; default <out>/<name>/cache")
     ] = None,
@@ -123,7 +125,7 @@ def train_classify(
     from damagelens.training.export import save_fp16_safetensors
     from damagelens.training.grouping import group_summary, grouped_kfold, hash_records, near_copy_groups
     from damagelens.training.presets import PRESETS, preset_entry
-    from damagelens.training.report import confusion_png, cv_summary
+    from damagelens.training.report import confusion_png, cv_summary, oof_record
 
     if name not in PRESETS:
         raise typer.BadParameter(f"choose one of {sorted(PRESETS)}")
@@ -208,6 +210,9 @@ def train_classify(
         if report is not None:
             Path(report).parent.mkdir(parents=True, exist_ok=True)
             Path(report).write_text(json.dumps(summary, indent=2) + "\n")
+            if "oof_logits" in cv:
+                oof_path = Path(report).with_name(f"{Path(report).stem}-oof.json")
+                oof_path.write_text(json.dumps(oof_record(cv), separators=(",", ":")) + "\n")
     if final:
         t0 = time.perf_counter()
         if preset.recipe == "finetune":

@@ -52,6 +52,17 @@ def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_nam
     assert len(files) == len(with_files) and all(f.stat().st_size <= 25 * 1024 * 1024 for f in files)
 
 
+def test_lite1_v3_is_lite1_with_two_stages_fine_tuned_calibrated_and_verified() -> None:
+    """Installed 2026-12-05 (grouped CV 0.812), not served by default: the next `accurate` member candidate."""
+    registry = load_registry(Settings().registry_path)
+    v3, v2 = registry.get("lite1-v3"), registry.get("lite1-v2")
+    assert v3.version == "3.0.0" and v3.architecture == v2.architecture == "lite_single"
+    assert v3.options["variant"] == 1 and v3.options["split"] == 5 and v2.options.get("split", 6) == 6
+    assert v3.input_size == v2.input_size == 288 and v3.metrics["cv_accuracy"] > v2.metrics["cv_accuracy"]
+    assert v3.temperature > 0 and 0 < v3.review_threshold < 1 and v3.aliases == ()
+    assert resolve_weights(v3).stat().st_size <= 25 * 1024 * 1024  # present and sha256-verified
+
+
 def test_unknown_model_lists_valid_names() -> None:
     registry = Registry([_entry("a", aliases=("alpha",))])
     with pytest.raises(UnknownModelError) as err:

@@ -50,18 +50,18 @@ def _max_diff(model, entry, session, images) -> float:
 
 @pytest.fixture(scope="module")
 def registry_pairs(tmp_path_factory) -> dict[str, tuple[ModelEntry, torch.nn.Module, OnnxClassifier]]:
-    """The served classifiers (`fast`, `accurate`), in torch FP32 and exported to ONNX in a fresh cache."""
+    """The served classifiers (`fast`, `accurate`) and the newest member (`lite1-v3`), in torch FP32 and exported to ONNX in a fresh cache."""
     cache = tmp_path_factory.mktemp("onnx-cache")
     registry = load_registry(get_settings().registry_path)
     pairs = {}
-    for name in ("fast", "accurate"):
+    for name in ("fast", "accurate", "lite1-v3"):
         entry = registry.get(name)
         model = load_classifier(entry, torch.device("cpu"), half=False)
         pairs[name] = (entry, model, OnnxClassifier(entry, ensure_onnx(entry, cache), "cpu", threads=1))
     return pairs
 
 
-@pytest.mark.parametrize("name", ["fast", "accurate"])
+@pytest.mark.parametrize("name", ["fast", "accurate", "lite1-v3"])
 def test_probabilities_match_torch_on_generated_images(registry_pairs, name: str) -> None:
     entry, model, session = registry_pairs[name]
     worst = _max_diff(model, entry, session, _generated_images())
@@ -69,7 +69,7 @@ def test_probabilities_match_torch_on_generated_images(registry_pairs, name: str
     assert worst <= TOLERANCE
 
 
-@pytest.mark.parametrize("name", ["fast", "accurate"])
+@pytest.mark.parametrize("name", ["fast", "accurate", "lite1-v3"])
 def test_probabilities_match_torch_on_real_photos(registry_pairs, real_photos: list[Path], name: str) -> None:
     entry, model, session = registry_pairs[name]
     images = [Image.open(p).convert("RGB") for p in real_photos]

@@ -50,7 +50,7 @@ def _max_diff(model, entry, session, images) -> float:
 
 @pytest.fixture(scope="module")
 def registry_pairs(tmp_path_factory) -> dict[str, tuple[ModelEntry, torch.nn.Module, OnnxClassifier]]:
-    """The served classifiers (`fast`, `accurate`) and the newest member (`lite1-v3`), in torch FP32 and exported to ONNX in a fresh cache."""
+    """The served classifiers (`fast`, `accurate`) and `lite1-v3`, in torch FP32 and exported to ONNX in a fresh cache."""
     cache = tmp_path_factory.mktemp("onnx-cache")
     registry = load_registry(get_settings().registry_path)
     pairs = {}

@@ -70,6 +70,7 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     oof = json.loads((tmp_path / "report" / "fast-oof.json").read_text())
     run_cv = json.loads((tmp_path / "runs" / "fast" / "cv.json").read_text())
     assert oof["files"] == run_cv["files"] and oof["oof_logits"] == run_cv["oof_logits"] and len(oof["oof_logits"]) == 36
+    assert oof["folds"] == run_cv["folds"]  # scripts/oof_ensemble.py --install records the fold count
     assert oof["cross_check"]["logits"] == run_cv["cross_check"]["logits"] and oof["cross_check"]["train_n"] == 24
     assert (tmp_path / "runs" / "fast" / "reliability.png").stat().st_size > 0
 

@@ -157,7 +157,7 @@ def oof_record(cv: dict) -> dict:
     """The per-photo part `cv_summary` leaves out, kept beside a report so that an ensemble of this run
     with a later one can be scored out of fold (`scripts/oof_ensemble.py` reads it like a run's cv.json)
     without re-training this run on a machine that no longer holds its run folder."""
-    out: dict = {"files": cv["files"], "oof_logits": cv["oof_logits"]}
+    out: dict = {"files": cv["files"], "oof_logits": cv["oof_logits"], "folds": cv["folds"]}  # folds: installing counts them
     check = cv.get("cross_check")
     if check is not None and "logits" in check:
         out["cross_check"] = {k: check[k] for k in ("n", "train_n", "logits", "labels_true")}

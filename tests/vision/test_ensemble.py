@@ -21,14 +21,17 @@ def ensemble():
     return entry, load_classifier(entry, torch.device("cpu"), half=False)
 
 
-def test_the_served_accurate_model_is_the_mean_of_fast_v6_and_lite1_v2() -> None:
+def test_the_served_accurate_model_is_the_mean_of_fast_v6_and_lite1_v3() -> None:
     registry = load_registry(get_settings().registry_path)
     entry = registry.get("accurate")
-    assert entry.architecture == "mean_ensemble" and entry.version.startswith("9.")
-    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "6.0.0"), ("lite1-v2", "2.0.0")]  # by its alias fast-v6
+    assert entry.architecture == "mean_ensemble" and entry.version.startswith("10.")
+    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "6.0.0"), ("lite1-v3", "3.0.0")]  # by its alias fast-v6
     assert entry.member_entries[0].options["split"] == 5  # fast v6: the last two stages fine-tuned
     assert entry.member_entries[1].options["variant"] == 1  # EfficientNet-Lite1: a second backbone, not a second Lite0
-    v8 = registry.get("accurate-v8")  # the previous ensembles, by name, on their own members
+    assert entry.member_entries[1].options["split"] == 5  # lite1-v3: also its last two stages
+    v9 = registry.get("accurate-v9")  # the previous ensembles, by name, on their own members
+    assert [(m.name, m.version) for m in v9.member_entries] == [("fast", "6.0.0"), ("lite1-v2", "2.0.0")]
+    v8 = registry.get("accurate-v8")
     assert [(m.name, m.version) for m in v8.member_entries] == [("fast-v4", "4.0.0"), ("lite1-v2", "2.0.0")]
     previous = registry.get("accurate-v7")
     assert [(m.name, m.version) for m in previous.member_entries] == [("fast-v4", "4.0.0"), ("lite1-v1", "1.0.0")]

@@ -28,10 +28,11 @@ import numpy as np
 import typer
 
 from damagelens.settings import get_settings
-from damagelens.training.calibration import calibration_report, reliability_png, softmax
+from damagelens.training.calibration import calibration_report, held_out_review, reliability_png, softmax
 from damagelens.training.classify import classification_metrics, per_class_recall
 from damagelens.training.data import LABELS, scan_image_folders
 from damagelens.training.install import install_ensemble
+from damagelens.training.int8_cv import grouped_splits
 from damagelens.training.report import confusion_png
 
 
@@ -75,6 +76,10 @@ def main(
     member: Annotated[list[str] | None, typer.Option(help="with --install: the registry name of each run, in the runs' order")] = None,
     version: Annotated[str | None, typer.Option(help="with --install: the entry's version")] = None,
     description: Annotated[str | None, typer.Option(help="with --install: the entry's description")] = None,
+    held_out: Annotated[
+        bool, typer.Option("--held-out-review", help="also judge the mean's review rule on photos it was not fit on (the CV's folds)")
+    ] = False,
+    hash_cache: Annotated[Path, typer.Option(help="folder of the pHash cache (phash.json) for the grouped folds")] = Path("var/cache"),
 ) -> None:
     if install is not None and (len(member or []) != len(runs) or not version):
         raise typer.BadParameter("--install needs one --member (registry name) per run and a --version")
@@ -89,6 +94,10 @@ def main(
     members = {path: _probs(cv) for path, cv in cvs.items()}
     mean, calibration = _score(np.mean(list(members.values()), axis=0), labels)
     result = {"members": {k: _score(p, labels)[0] for k, p in members.items()}, "mean": mean, "n": len(labels)}
+    if held_out:  # the same grouped folds as `train classify` (pHash near-copy groups, fold seed 0, the runs' fold count)
+        splits, _ = grouped_splits(records, hash_cache, folds=len(next(iter(cvs.values()))["folds"]))
+        mean_logits = np.log(np.clip(np.mean(list(members.values()), axis=0), 1e-12, 1.0))
+        result["mean_held_out_review"] = held_out_review(mean_logits, labels, splits)
     checks = [cv.get("cross_check") for cv in cvs.values()]
     if all(c and "logits" in c for c in checks) and len({tuple(c["labels_true"]) for c in checks}) == 1:
         check_labels = np.asarray(checks[0]["labels_true"])

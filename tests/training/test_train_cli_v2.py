@@ -3,6 +3,7 @@ the review threshold and installation as a new registry version (the old one kep
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -73,6 +74,21 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     assert oof["folds"] == run_cv["folds"]  # scripts/oof_ensemble.py --install records the fold count
     assert oof["cross_check"]["logits"] == run_cv["cross_check"]["logits"] and oof["cross_check"]["train_n"] == 24
     assert (tmp_path / "runs" / "fast" / "reliability.png").stat().st_size > 0
+    # scripts/oof_ensemble.py scores the mean and judges its review rule on the folds it was not fit on
+    spec = importlib.util.spec_from_file_location("oof_ensemble", Path(__file__).parents[2] / "scripts" / "oof_ensemble.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    oof_file = tmp_path / "report" / "fast-oof.json"
+    args = [str(oof_file), str(oof_file), "--data", str(a), "--data", str(b), "--held-out-review", "--hash-cache", str(tmp_path / "h")]
+    ensemble_app = typer.Typer()
+    ensemble_app.command()(script.main)
+    scored = CliRunner().invoke(ensemble_app, args)
+    assert scored.exit_code == 0, scored.output
+    ensemble = json.loads(scored.stdout)
+    assert ensemble["mean"]["accuracy"] == pytest.approx(run_cv["accuracy"], abs=1e-3)  # the mean of one run twice is that run
+    held = ensemble["mean_held_out_review"]
+    assert len(held["fold_thresholds"]) == 2 and 0 <= held["auto_share"] <= 1
+    assert (tmp_path / "h" / "phash.json").exists()
 
     registry = load_registry(v1_registry)
     v2, v1 = registry.get("fast"), registry.get("fast-v1")

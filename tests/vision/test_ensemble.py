@@ -21,16 +21,18 @@ def ensemble():
     return entry, load_classifier(entry, torch.device("cpu"), half=False)
 
 
-def test_the_served_accurate_model_is_the_mean_of_fast_v6_and_lite1_v3() -> None:
+def test_the_served_accurate_model_is_the_mean_of_fast_v7_and_lite1_v3() -> None:
     registry = load_registry(get_settings().registry_path)
     entry = registry.get("accurate")
-    assert entry.architecture == "mean_ensemble" and entry.version.startswith("10.")
-    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "6.0.0"), ("lite1-v3", "3.0.0")]  # by its alias fast-v6
-    assert entry.member_entries[0].options["split"] == 5  # fast v6: the last two stages fine-tuned
+    assert entry.architecture == "mean_ensemble" and entry.version.startswith("11.")
+    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "7.0.0"), ("lite1-v3", "3.0.0")]  # by its alias fast-v7
+    assert entry.member_entries[0].options["split"] == 4  # fast v7: the last three stages fine-tuned
     assert entry.member_entries[1].options["variant"] == 1  # EfficientNet-Lite1: a second backbone, not a second Lite0
     assert entry.member_entries[1].options["split"] == 5  # lite1-v3: also its last two stages
-    v9 = registry.get("accurate-v9")  # the previous ensembles, by name, on their own members
-    assert [(m.name, m.version) for m in v9.member_entries] == [("fast", "6.0.0"), ("lite1-v2", "2.0.0")]
+    v10 = registry.get("accurate-v10")  # the previous ensembles, by name, on their own members
+    assert [(m.name, m.version) for m in v10.member_entries] == [("fast-v6", "6.0.0"), ("lite1-v3", "3.0.0")]
+    v9 = registry.get("accurate-v9")
+    assert [(m.name, m.version) for m in v9.member_entries] == [("fast-v6", "6.0.0"), ("lite1-v2", "2.0.0")]
     v8 = registry.get("accurate-v8")
     assert [(m.name, m.version) for m in v8.member_entries] == [("fast-v4", "4.0.0"), ("lite1-v2", "2.0.0")]
     previous = registry.get("accurate-v7")

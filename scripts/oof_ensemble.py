@@ -31,8 +31,8 @@ from damagelens.settings import get_settings
 from damagelens.training.calibration import calibration_report, held_out_review, reliability_png, softmax
 from damagelens.training.classify import classification_metrics, per_class_recall
 from damagelens.training.data import LABELS, scan_image_folders
+from damagelens.training.grouping import grouped_splits
 from damagelens.training.install import install_ensemble
-from damagelens.training.int8_cv import grouped_splits
 from damagelens.training.report import confusion_png
 
 

@@ -123,7 +123,7 @@ def train_classify(
     from damagelens.training.calibration import calibration_report, reliability_png
     from damagelens.training.data import scan_image_folders
     from damagelens.training.export import save_fp16_safetensors
-    from damagelens.training.grouping import group_summary, grouped_kfold, hash_records, near_copy_groups
+    from damagelens.training.grouping import grouped_splits
     from damagelens.training.presets import PRESETS, preset_entry
     from damagelens.training.report import confusion_png, cv_summary, oof_record
 
@@ -168,10 +168,7 @@ def train_classify(
         labels = np.array([r.label for r in records])
         splits, groups_info = None, None
         if group:
-            hashes = hash_records(records, cache_dir / "phash.json")
-            groups = near_copy_groups(hashes, group_distance)
-            groups_info = {**group_summary(groups, labels), "max_distance": group_distance}
-            splits = grouped_kfold(labels, groups, folds, seed)
+            splits, groups_info = grouped_splits(records, cache_dir, folds, seed, group_distance)
         check_idx = None
         if cross_check and len(roots) > 1:
             first = Path(roots[0]).resolve()

@@ -103,3 +103,12 @@ def grouped_kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0)
 
     sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(tr, va) for tr, va in sgkf.split(np.zeros(len(labels)), np.asarray(labels), np.asarray(groups))]
+
+
+def grouped_splits(
+    records: list[ImageRecord], cache_dir: Path, folds: int = 5, seed: int = 0, max_distance: int = DEFAULT_MAX_DISTANCE
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+    """The v2 CV's folds: pHash near-copy groups never split, stratified, seeded; hashes cached in `cache_dir`/phash.json."""
+    labels = np.array([r.label for r in records])
+    groups = near_copy_groups(hash_records(records, Path(cache_dir) / "phash.json"), max_distance)
+    return grouped_kfold(labels, groups, folds, seed), {**group_summary(groups, labels), "max_distance": max_distance}

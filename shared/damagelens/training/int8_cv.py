@@ -22,19 +22,10 @@ from damagelens.registry import ModelEntry
 from damagelens.training.classify import TrainConfig, classification_metrics, cross_validate, per_class_recall
 from damagelens.training.data import ImageRecord
 from damagelens.training.export import export_onnx
-from damagelens.training.grouping import group_summary, grouped_kfold, hash_records, near_copy_groups
+from damagelens.training.grouping import grouped_splits
 from damagelens.vision import quantize
 
 log = logging.getLogger(__name__)
-
-
-def grouped_splits(
-    records: list[ImageRecord], cache_dir: Path, folds: int = 5, seed: int = 0, max_distance: int = 8
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
-    """The v2 CV's folds: pHash near-copy groups never split, stratified, seeded (as `train classify`)."""
-    labels = np.array([r.label for r in records])
-    groups = near_copy_groups(hash_records(records, Path(cache_dir) / "phash.json"), max_distance)
-    return grouped_kfold(labels, groups, folds, seed), {**group_summary(groups, labels), "max_distance": max_distance}
 
 
 class FoldQuantiser:

@@ -133,7 +133,7 @@ def test_the_accurate_ensemble_serves_real_photos(stack: Stack, real_photos: lis
         job = stack.wait_for_job(job_id)
         _check_complete(stack, job)
         cls = job["results"]["classification"]
-        assert cls["model"] == "accurate" and cls["model_version"].startswith("11.")
+        assert cls["model"] == "accurate" and cls["model_version"].startswith("12.")
         assert job["results"]["explanation"]["target_label"] == cls["label"]  # the CAM explains the ensemble's own class
 
 

@@ -124,7 +124,8 @@ def test_models_endpoint_lists_the_registry(client: TestClient) -> None:
     names = {m["name"]: m for m in body["models"]}
     assert {"fast", "accurate"} <= set(names)
     assert names["fast"]["aliases"] == ["resnet", "fast-v7"] and names["accurate"]["aliases"] == ["fusion"]
-    assert names["accurate"]["members"] == ["fast-v7", "lite1-v3"]  # the ensemble names its members
+    assert names["accurate"]["members"] == ["fast-v7", "lite1-v4"]  # the ensemble names its members
+    assert names["accurate-v11"]["members"] == ["fast-v7", "lite1-v3"]
     assert names["accurate-v10"]["members"] == ["fast-v6", "lite1-v3"] and names["accurate-v9"]["members"] == ["fast-v6", "lite1-v2"]
     assert names["accurate-v8"]["members"] == ["fast-v4", "lite1-v2"]
     assert names["accurate-v5"]["members"] == ["fast-v4", "accurate-v3"]  # the previous ensembles stay loadable

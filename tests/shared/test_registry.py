@@ -29,7 +29,7 @@ def test_shipped_registry_serves_fast_accurate_and_a_detector() -> None:
         assert entry.cam_target_layer
 
 
-@pytest.mark.parametrize(("name", "current_major"), [("fast", "7."), ("accurate", "11.")])
+@pytest.mark.parametrize(("name", "current_major"), [("fast", "7."), ("accurate", "12.")])
 def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_name(name: str, current_major: str) -> None:
     registry = load_registry(Settings().registry_path)
     current, v2, v1 = registry.get(name), registry.get(f"{name}-v2"), registry.get(f"{name}-v1")
@@ -39,12 +39,12 @@ def test_shipped_registry_serves_the_current_version_and_keeps_older_ones_by_nam
         assert registry.get("accurate-v4").version.startswith("4.") and registry.get("accurate-v5").version.startswith("5.")
         assert registry.get("accurate-v6").version.startswith("6.") and registry.get("accurate-v7").version.startswith("7.")
         assert registry.get("accurate-v8").version.startswith("8.") and registry.get("accurate-v9").version.startswith("9.")
-        assert registry.get("accurate-v10").version.startswith("10.")
+        assert registry.get("accurate-v10").version.startswith("10.") and registry.get("accurate-v11").version.startswith("11.")
     else:
         assert registry.get("fast-v4").version.startswith("4.")  # a member of accurate v7 and v8, by that name
         assert registry.get("fast-v5").version.startswith("5.")
         assert registry.get("fast-v6").version.startswith("6.")  # accurate v9's and v10's member, its own entry since v7
-        assert registry.get("fast-v7").name == "fast"  # accurate v11's member: an alias now, its own entry once fast moves on
+        assert registry.get("fast-v7").name == "fast"  # accurate v11's and v12's member: an alias now, its own entry once fast moves on
     assert v2.aliases == () and v1.aliases == ()  # the seed aliases (`resnet`, `fusion`) follow the current version
     for calibrated in (current, v2):
         assert calibrated.review_threshold is not None and 0 < calibrated.review_threshold < 1 and calibrated.temperature > 0
@@ -63,6 +63,17 @@ def test_lite1_v3_is_lite1_with_two_stages_fine_tuned_calibrated_and_verified() 
     assert v3.input_size == v2.input_size == 288 and v3.metrics["cv_accuracy"] > v2.metrics["cv_accuracy"]
     assert v3.temperature > 0 and 0 < v3.review_threshold < 1 and v3.aliases == ()
     assert resolve_weights(v3).stat().st_size <= 25 * 1024 * 1024  # present and sha256-verified
+
+
+def test_lite1_v4_is_lite1_with_three_stages_fine_tuned_calibrated_and_verified() -> None:
+    """Installed 2026-12-05 (grouped CV 0.825, `lite1-v3` 0.812): `accurate` v12's second member, servable alone."""
+    registry = load_registry(Settings().registry_path)
+    v4, v3 = registry.get("lite1-v4"), registry.get("lite1-v3")
+    assert v4.version == "4.0.0" and v4.architecture == v3.architecture == "lite_single"
+    assert v4.options["variant"] == 1 and v4.options["split"] == 4 and v4.input_size == 288
+    assert v4.metrics["cv_accuracy"] > v3.metrics["cv_accuracy"] and v4.aliases == ()
+    assert v4.temperature > 0 and 0 < v4.review_threshold < 1
+    assert resolve_weights(v4).stat().st_size <= 25 * 1024 * 1024  # present and sha256-verified
 
 
 def test_unknown_model_lists_valid_names() -> None:

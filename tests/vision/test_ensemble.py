@@ -21,15 +21,17 @@ def ensemble():
     return entry, load_classifier(entry, torch.device("cpu"), half=False)
 
 
-def test_the_served_accurate_model_is_the_mean_of_fast_v7_and_lite1_v3() -> None:
+def test_the_served_accurate_model_is_the_mean_of_fast_v7_and_lite1_v4() -> None:
     registry = load_registry(get_settings().registry_path)
     entry = registry.get("accurate")
-    assert entry.architecture == "mean_ensemble" and entry.version.startswith("11.")
-    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "7.0.0"), ("lite1-v3", "3.0.0")]  # by its alias fast-v7
+    assert entry.architecture == "mean_ensemble" and entry.version.startswith("12.")
+    assert [(m.name, m.version) for m in entry.member_entries] == [("fast", "7.0.0"), ("lite1-v4", "4.0.0")]  # by its alias fast-v7
     assert entry.member_entries[0].options["split"] == 4  # fast v7: the last three stages fine-tuned
     assert entry.member_entries[1].options["variant"] == 1  # EfficientNet-Lite1: a second backbone, not a second Lite0
-    assert entry.member_entries[1].options["split"] == 5  # lite1-v3: also its last two stages
-    v10 = registry.get("accurate-v10")  # the previous ensembles, by name, on their own members
+    assert entry.member_entries[1].options["split"] == 4  # lite1-v4: also its last three stages
+    v11 = registry.get("accurate-v11")  # the previous ensembles, by name, on their own members
+    assert [(m.name, m.version) for m in v11.member_entries] == [("fast", "7.0.0"), ("lite1-v3", "3.0.0")]
+    v10 = registry.get("accurate-v10")
     assert [(m.name, m.version) for m in v10.member_entries] == [("fast-v6", "6.0.0"), ("lite1-v3", "3.0.0")]
     v9 = registry.get("accurate-v9")
     assert [(m.name, m.version) for m in v9.member_entries] == [("fast-v6", "6.0.0"), ("lite1-v2", "2.0.0")]

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     default_model: str = Field(
         "fast",
         description="Classifier used when a request names none "
-        "(`fast`: about half the time of `accurate`, 0.8 points below it on grouped CV: docs/models).",
+        "(`fast`: about half the time of `accurate`, 1.5 points below it on grouped CV: docs/models).",
     )
     detector_model: str = Field("detector", description="Registry name of the detector.")
     registry_path: Path = Field(REPO_ROOT / "shared" / "damagelens" / "registry" / "registry.yaml", description="The model registry file.")

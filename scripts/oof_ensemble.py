@@ -16,6 +16,11 @@ and temperature/ECE/review rule of the mean, next to each member, as one JSON ob
 equal-weight mean needs no fitting, so no fold sees its own labels. The 169-photo cross-check of
 the runs (train on `-more`, test on the 169) is averaged the same way. This is exactly what the
 served `mean_ensemble` computes (`damagelens.vision.architectures.ensemble`).
+
+`--mirror` asks what mirror test-time augmentation would give: a member whose file carries
+`oof_mirror_logits` (CV runs write them; `scripts/oof_mirror_logits.py` recovers them for older runs
+from the fold checkpoints) counts as the mean of its eval and mirrored views; the others as served.
+Research only: the service does not compute the mirror view, so `--mirror` cannot `--install`.
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ from damagelens.training.install import install_ensemble
 from damagelens.training.report import confusion_png
 
 
-def _probs(cv: dict) -> np.ndarray:
+def _probs(cv: dict, mirror: bool = False) -> np.ndarray:
     if "oof_logits" in cv:
-        return softmax(np.asarray(cv["oof_logits"]))
+        probs = softmax(np.asarray(cv["oof_logits"]))
+        if mirror and "oof_mirror_logits" in cv:  # the member with mirror TTA: the mean of its two views
+            probs = (probs + softmax(np.asarray(cv["oof_mirror_logits"]))) / 2
+        return probs
     return np.asarray(cv["oof_probs"], dtype=np.float64)
 
 
@@ -80,6 +88,9 @@ def main(
         bool, typer.Option("--held-out-review", help="also judge the mean's review rule on photos it was not fit on (the CV's folds)")
     ] = False,
     hash_cache: Annotated[Path, typer.Option(help="folder of the pHash cache (phash.json) for the grouped folds")] = Path("var/cache"),
+    mirror: Annotated[
+        bool, typer.Option("--mirror", help="score each member whose file has oof_mirror_logits with mirror TTA (mean of both views)")
+    ] = False,
 ) -> None:
     if install is not None and (len(member or []) != len(runs) or not version):
         raise typer.BadParameter("--install needs one --member (registry name) per run and a --version")
@@ -91,9 +102,13 @@ def main(
     for path, cv in cvs.items():
         if cv.get("files") != names:
             raise typer.BadParameter(f"{path}: its photo list differs from the scanned data (other --data or order)")
-    members = {path: _probs(cv) for path, cv in cvs.items()}
+    members = {path: _probs(cv, mirror) for path, cv in cvs.items()}
+    if mirror and install is not None:
+        raise typer.BadParameter("--mirror scores mirror TTA, which the served ensemble does not compute: no --install")
     mean, calibration = _score(np.mean(list(members.values()), axis=0), labels)
     result = {"members": {k: _score(p, labels)[0] for k, p in members.items()}, "mean": mean, "n": len(labels)}
+    if mirror:
+        result["mirror_tta"] = [k for k, cv in cvs.items() if "oof_mirror_logits" in cv]
     if held_out:  # the same grouped folds as `train classify` (pHash near-copy groups, fold seed 0, the runs' fold count)
         splits, _ = grouped_splits(records, hash_cache, folds=len(next(iter(cvs.values()))["folds"]))
         mean_logits = np.log(np.clip(np.mean(list(members.values()), axis=0), 1e-12, 1.0))

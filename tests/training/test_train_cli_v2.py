@@ -89,6 +89,29 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     held = ensemble["mean_held_out_review"]
     assert len(held["fold_thresholds"]) == 2 and 0 <= held["auto_share"] <= 1
     assert (tmp_path / "h" / "phash.json").exists()
+    # mirror TTA, out of fold: the run writes its mirror view's logits, and --mirror scores each member as eval + mirror
+    assert oof["oof_mirror_logits"] == run_cv["oof_mirror_logits"] and len(oof["oof_mirror_logits"]) == 36
+    mirrored = CliRunner().invoke(ensemble_app, [*args, "--mirror"])
+    assert mirrored.exit_code == 0, mirrored.output
+    assert json.loads(mirrored.stdout)["mean"]["accuracy"] == pytest.approx(run_cv["tta_accuracy"], abs=1e-3)
+    refused = CliRunner().invoke(
+        ensemble_app, [*args, "--mirror", "--install", "x", "--member", "a", "--member", "b", "--version", "9.0.0"]
+    )
+    assert refused.exit_code != 0 and "no --install" in refused.output  # the service does not compute the mirror view
+    # scripts/oof_mirror_logits.py recovers the same mirror logits from the fold checkpoints (runs made before they were written)
+    spec = importlib.util.spec_from_file_location("oof_mirror_logits", Path(__file__).parents[2] / "scripts" / "oof_mirror_logits.py")
+    recover = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recover)
+    recover_app = typer.Typer()
+    recover_app.command()(recover.main)
+    recovered_path = tmp_path / "recovered-oof.json"
+    rargs = ["fast", str(tmp_path / "runs" / "fast"), "--cache", str(tmp_path / "runs" / "fast" / "cache"), "--out", str(recovered_path)]
+    rargs += ["--data", str(a), "--data", str(b), "--folds", "2", "--set", "n_aug=1", "--set", "lr_backbone=0", "--check", str(oof_file)]
+    recovered = CliRunner().invoke(recover_app, rargs)
+    assert recovered.exit_code == 0, recovered.output
+    got = json.loads(recovered_path.read_text())
+    assert got["files"] == run_cv["files"] and got["oof_logits"] == run_cv["oof_logits"]
+    assert got["oof_mirror_logits"] == run_cv["oof_mirror_logits"]
 
     registry = load_registry(v1_registry)
     v2, v1 = registry.get("fast"), registry.get("fast-v1")

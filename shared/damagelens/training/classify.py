@@ -565,6 +565,7 @@ def cross_validate(
     metrics = cv_metrics(labels, oof, fold_metrics, entry, cfg, started, cache_seconds=round(cache_s, 1))
     metrics["per_class_recall"] = per_class_recall(metrics["confusion"], entry.labels)
     metrics["oof_logits"] = oof_logits.round(4).tolist()
+    metrics["oof_mirror_logits"] = oof_mirror.round(4).tolist()  # lets an ensemble be scored with mirror TTA, out of fold
     served, tta = oof_logits.argmax(1), (torch.tensor(oof_logits).softmax(1) + torch.tensor(oof_mirror).softmax(1)).argmax(1).numpy()
     metrics["served_view_accuracy"] = round(float((served == labels).mean()), 4)  # what the service computes (one view)
     metrics["tta_accuracy"] = round(float((tta == labels).mean()), 4)  # eval view + mirror averaged

@@ -158,6 +158,8 @@ def oof_record(cv: dict) -> dict:
     with a later one can be scored out of fold (`scripts/oof_ensemble.py` reads it like a run's cv.json)
     without re-training this run on a machine that no longer holds its run folder."""
     out: dict = {"files": cv["files"], "oof_logits": cv["oof_logits"], "folds": cv["folds"]}  # folds: installing counts them
+    if "oof_mirror_logits" in cv:
+        out["oof_mirror_logits"] = cv["oof_mirror_logits"]
     check = cv.get("cross_check")
     if check is not None and "logits" in check:
         out["cross_check"] = {k: check[k] for k in ("n", "train_n", "logits", "labels_true")}

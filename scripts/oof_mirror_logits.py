@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Out-of-fold logits of the mirrored eval view for a cached-recipe CV run that predates them.
+
+`train classify` now writes `oof_mirror_logits` itself; runs made before that kept only the eval
+view's logits, but their fold checkpoints and stem cache hold everything needed: each fold's model
+is loaded and run on its own validation photos, eval view (checked against the run's recorded
+logits) and mirror view. Minutes, no training. Pass the run's own preset, options and settings so
+the stem cache and the grouped folds are the ones the run used:
+
+    python scripts/oof_mirror_logits.py fast runs/v13/lite1-s4/fast --cache runs/v13/lite1-s4-cache \\
+        --option variant=1 --option split=4 --check docs/models/runs/v2/lite1-v4-cv-oof.json \\
+        --out docs/models/runs/v2/lite1-v4-mirror-oof.json
+
+The output reads like a run's `-oof.json` in `scripts/oof_ensemble.py --mirror`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+import yaml
+
+from damagelens.cli.models import _apply_overrides as apply_overrides  # the CLI's own --set parsing, not a copy
+from damagelens.settings import get_settings
+from damagelens.training import classify as cached_recipe
+from damagelens.training.data import scan_image_folders
+from damagelens.training.grouping import grouped_splits
+from damagelens.training.presets import PRESETS, preset_entry
+
+
+def main(
+    preset_name: Annotated[str, typer.Argument(help="the run's preset (fast | accurate | …)")],
+    run: Annotated[Path, typer.Argument(help="the run folder holding cv/fold<k>/checkpoint.pt (<out>/<preset>)")],
+    cache: Annotated[Path, typer.Option(help="the run's --cache folder (stem cache and phash.json)")],
+    out: Annotated[Path, typer.Option(help="write files, folds, oof_logits and oof_mirror_logits here")],
+    option: Annotated[list[str] | None, typer.Option("--option", help="the run's --option key=value pairs")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="the run's --set key=value pairs (its cache)")] = None,
+    data: Annotated[list[Path] | None, typer.Option(help="the run's --data folders; default both 6-class folders")] = None,
+    folds: int = 5,
+    seed: int = 0,
+    group_distance: int = 8,
+    check: Annotated[Path | None, typer.Option(help="the run's -oof.json: its eval logits must be reproduced")] = None,
+) -> None:
+    from damagelens.vision.architectures import build_architecture
+
+    preset = PRESETS[preset_name]
+    options = dict(preset.options)
+    for pair in option or []:
+        key, _, raw = pair.partition("=")
+        options[key] = yaml.safe_load(raw)
+    cfg = apply_overrides(replace(preset.config, seed=seed), set_ or [])  # n_aug, aug_strength, seed key the stem cache
+    entry = preset_entry(preset_name, replace(preset, config=cfg, options=options))
+    base = Path(get_settings().data_dir)
+    records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))
+    splits, _ = grouped_splits(records, cache, folds, seed, group_distance)
+    model = build_architecture(entry, pretrained_backbone=True).float().eval()  # the stem matters only if its cache is missing
+    stem = cached_recipe.build_stem_cache(model, entry, records, cfg, cache)
+    net, stem = cached_recipe.training_view(model, entry, records, cfg, stem, cache)
+    logits, mirror = np.zeros((len(records), len(entry.labels)), np.float32), np.zeros((len(records), len(entry.labels)), np.float32)
+    fold_metrics = []
+    for k, (_train, val) in enumerate(splits):
+        state = torch.load(run / "cv" / f"fold{k}" / "checkpoint.pt", weights_only=False)["model"]
+        net.load_state_dict(state)
+        logits[val] = cached_recipe.logits_cached(net, stem, val).numpy()
+        mirror[val] = cached_recipe.logits_cached(net, stem, val, view=1).numpy()
+        fold_metrics.append({"n": len(val)})
+    if check is not None:
+        recorded = np.asarray(json.loads(check.read_text())["oof_logits"])
+        gap = float(np.abs(recorded - logits.round(4)).max())
+        if gap > 1e-3:
+            raise typer.BadParameter(f"eval logits differ from {check} by {gap:.4f}: not the same run, cache or options")
+    labels = np.array([r.label for r in records])
+    result = {
+        "files": [r.path.name for r in records],
+        "folds": fold_metrics,
+        "oof_logits": logits.round(4).tolist(),
+        "oof_mirror_logits": mirror.round(4).tolist(),
+    }
+    out.write_text(json.dumps(result, separators=(",", ":")) + "\n")
+    print(json.dumps({"eval_accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
+                      "mirror_accuracy": round(float((mirror.argmax(1) == labels).mean()), 4)}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    typer.run(main)

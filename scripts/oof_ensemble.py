@@ -94,6 +94,8 @@ def main(
 ) -> None:
     if install is not None and (len(member or []) != len(runs) or not version):
         raise typer.BadParameter("--install needs one --member (registry name) per run and a --version")
+    if mirror and install is not None:
+        raise typer.BadParameter("--mirror scores mirror TTA, which the served ensemble does not compute: no --install")
     base = Path(get_settings().data_dir)
     records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))
     labels = np.array([r.label for r in records])
@@ -103,8 +105,6 @@ def main(
         if cv.get("files") != names:
             raise typer.BadParameter(f"{path}: its photo list differs from the scanned data (other --data or order)")
     members = {path: _probs(cv, mirror) for path, cv in cvs.items()}
-    if mirror and install is not None:
-        raise typer.BadParameter("--mirror scores mirror TTA, which the served ensemble does not compute: no --install")
     mean, calibration = _score(np.mean(list(members.values()), axis=0), labels)
     result = {"members": {k: _score(p, labels)[0] for k, p in members.items()}, "mean": mean, "n": len(labels)}
     if mirror:

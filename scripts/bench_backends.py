@@ -39,8 +39,11 @@ def _time_ms(fn) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def compare_backends(models: list[str], thread_counts: list[int], runs: int, rounds: int) -> dict:
-    """Median per-photo classify latency, torch vs onnxruntime, interleaved round by round."""
+def compare_backends(models: list[str], thread_counts: list[int], runs: int, rounds: int, mirror: bool = False) -> dict:
+    """Median per-photo classify latency, torch vs onnxruntime, interleaved round by round.
+
+    `mirror`: also time onnxruntime on the eval view and its mirror as one batch of two, what serving with mirror
+    TTA would cost (latency only: the mirror of an ensemble's packed input is not each member's mirror)."""
     from damagelens.registry import load_registry
     from damagelens.settings import get_settings
     from damagelens.vision.classify import classify_image
@@ -60,10 +63,17 @@ def compare_backends(models: list[str], thread_counts: list[int], runs: int, rou
             torch.set_num_threads(threads)
             session = OnnxClassifier(entry, path, "cpu", threads=threads)
             backends = {"torch": lambda im, model=model, entry=entry: classify_image(model, entry, im), "onnxruntime": session}
+            if mirror:
+                backends["onnxruntime+mirror"] = lambda im, session=session: _eval_and_mirror(session, im)
             out["results"][f"{name}/threads={threads}"] = _compare(backends, images, runs, rounds, f"{name:9s} threads={threads}")
     out["load_avg_before"] = load_before
     out["load_avg_after"] = os.getloadavg()
     return out
+
+
+def _eval_and_mirror(session, image: Image.Image) -> np.ndarray:
+    x = session.input_array(image)
+    return session.logits(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])])).mean(axis=0)
 
 
 def detection_photos(n: int = 12) -> list[Image.Image]:

@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--explain-profile", action="store_true", help="Grad-CAM: where the time goes")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
+    ap.add_argument("--mirror", action="store_true", help="with --backends: also onnxruntime on eval + mirror views (TTA cost)")
     args = ap.parse_args()
     if args.backends or args.explain_profile:
         from bench_backends import compare_backends, compare_detector_backends, explain_profile
@@ -69,7 +70,7 @@ def main() -> None:
             return
         out = {}
         if models:
-            out["classifiers"] = compare_backends(models, args.thread_counts, args.runs, args.rounds)
+            out["classifiers"] = compare_backends(models, args.thread_counts, args.runs, args.rounds, args.mirror)
         if yolo:
             out["detectors"] = compare_detector_backends(yolo, args.thread_counts, args.runs, args.rounds)
         print(json.dumps(out))

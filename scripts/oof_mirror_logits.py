@@ -24,9 +24,8 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-import yaml
 
-from damagelens.cli.models import _apply_overrides as apply_overrides  # the CLI's own --set parsing, not a copy
+from damagelens.cli.models import _apply_options, _apply_overrides  # the CLI's own --option / --set parsing, not a copy
 from damagelens.settings import get_settings
 from damagelens.training import classify as cached_recipe
 from damagelens.training.data import scan_image_folders
@@ -50,11 +49,8 @@ def main(
     from damagelens.vision.architectures import build_architecture
 
     preset = PRESETS[preset_name]
-    options = dict(preset.options)
-    for pair in option or []:
-        key, _, raw = pair.partition("=")
-        options[key] = yaml.safe_load(raw)
-    cfg = apply_overrides(replace(preset.config, seed=seed), set_ or [])  # n_aug, aug_strength, seed key the stem cache
+    options = _apply_options(preset.options, option or [])
+    cfg = _apply_overrides(replace(preset.config, seed=seed), set_ or [])  # n_aug, aug_strength, seed key the stem cache
     entry = preset_entry(preset_name, replace(preset, config=cfg, options=options))
     base = Path(get_settings().data_dir)
     records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))

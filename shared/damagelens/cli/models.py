@@ -47,6 +47,19 @@ def _echo_json(obj: dict) -> None:
 # ---------------------------------------------------------------- train
 
 
+def _apply_options(options: dict, pairs: list[str]) -> dict:
+    """`--option key=value` pairs (YAML values) onto a preset's architecture options."""
+    import yaml
+
+    merged = dict(options)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
+        merged[key] = yaml.safe_load(raw)
+    return merged
+
+
 def _apply_overrides(config, pairs: list[str]):
     """`key=value` pairs onto a config dataclass, each value parsed as the field's current type."""
     from dataclasses import fields, replace
@@ -116,7 +129,6 @@ def train_classify(
     from dataclasses import replace
 
     import numpy as np
-    import yaml
 
     from damagelens.training import classify as cached_recipe
     from damagelens.training import finetune as finetune_recipe
@@ -137,12 +149,7 @@ def train_classify(
             raise typer.BadParameter("--recipe: finetune | cached")
         config = finetune_recipe.FinetuneConfig() if recipe == "finetune" else cached_recipe.TrainConfig()
     config = _apply_overrides(replace(config, seed=seed, **({"epochs": epochs} if epochs else {})), set_ or [])
-    options = dict(preset.options)
-    for pair in option or []:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
-        options[key] = yaml.safe_load(raw)
+    options = _apply_options(preset.options, option or [])
     preset = replace(preset, config=config, options=options, **({"input_size": input_size} if input_size else {}))
     cfg = preset.config
     entry = preset_entry(name, preset)

@@ -20,7 +20,8 @@ served `mean_ensemble` computes (`damagelens.vision.architectures.ensemble`).
 `--mirror` asks what mirror test-time augmentation would give: a member whose file carries
 `oof_mirror_logits` (CV runs write them; `scripts/oof_mirror_logits.py` recovers them for older runs
 from the fold checkpoints) counts as the mean of its eval and mirrored views; the others as served.
-Research only: the service does not compute the mirror view, so `--mirror` cannot `--install`.
+With `--install` every run must carry them: the entry gets `options: {mirror_tta: true}`, and the
+served `mean_ensemble` then mirrors every member in the same forward pass.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def _probs(cv: dict, mirror: bool = False) -> np.ndarray:
             probs = (probs + softmax(np.asarray(cv["oof_mirror_logits"]))) / 2
         return probs
     return np.asarray(cv["oof_probs"], dtype=np.float64)
+
+
+def _check_probs(check: dict, mirror: bool) -> np.ndarray:
+    """A run's cross-check (the 169 after training on `-more` only), scored like its out-of-fold photos."""
+    probs = softmax(np.asarray(check["logits"]))
+    if mirror and "mirror_logits" in check:
+        probs = (probs + softmax(np.asarray(check["mirror_logits"]))) / 2
+    return probs
 
 
 def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -94,8 +103,6 @@ def main(
 ) -> None:
     if install is not None and (len(member or []) != len(runs) or not version):
         raise typer.BadParameter("--install needs one --member (registry name) per run and a --version")
-    if mirror and install is not None:
-        raise typer.BadParameter("--mirror scores mirror TTA, which the served ensemble does not compute: no --install")
     base = Path(get_settings().data_dir)
     records, _ = scan_image_folders(list(data or [base / "car-damage-6class", base / "car-damage-6class-more"]))
     labels = np.array([r.label for r in records])
@@ -104,6 +111,8 @@ def main(
     for path, cv in cvs.items():
         if cv.get("files") != names:
             raise typer.BadParameter(f"{path}: its photo list differs from the scanned data (other --data or order)")
+        if mirror and install is not None and "oof_mirror_logits" not in cv:
+            raise typer.BadParameter(f"{path}: no oof_mirror_logits; a served --mirror ensemble mirrors every member")
     members = {path: _probs(cv, mirror) for path, cv in cvs.items()}
     mean, calibration = _score(np.mean(list(members.values()), axis=0), labels)
     result = {"members": {k: _score(p, labels)[0] for k, p in members.items()}, "mean": mean, "n": len(labels)}
@@ -116,7 +125,7 @@ def main(
     checks = [cv.get("cross_check") for cv in cvs.values()]
     if all(c and "logits" in c for c in checks) and len({tuple(c["labels_true"]) for c in checks}) == 1:
         check_labels = np.asarray(checks[0]["labels_true"])
-        check_probs = np.mean([softmax(np.asarray(c["logits"])) for c in checks], axis=0)
+        check_probs = np.mean([_check_probs(c, mirror) for c in checks], axis=0)
         result["mean_cross_check"] = {"n": len(check_labels), "train_n": checks[0]["train_n"], **_metrics(check_probs, check_labels)}
     if plots is not None:
         confusion_png(
@@ -135,6 +144,8 @@ def main(
         updates = {"temperature": round(mean["temperature"], 4), "review_threshold": mean["review_threshold"], "metrics": metrics}
         if description:
             updates["description"] = description
+        if mirror:
+            updates["options"] = {"mirror_tta": True}
         result["installed"] = install_ensemble(Path(get_settings().registry_path), install, list(member or []), version or "", updates)
     text = json.dumps(result, indent=2)
     if out is not None:

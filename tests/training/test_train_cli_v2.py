@@ -94,10 +94,22 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     mirrored = CliRunner().invoke(ensemble_app, [*args, "--mirror"])
     assert mirrored.exit_code == 0, mirrored.output
     assert json.loads(mirrored.stdout)["mean"]["accuracy"] == pytest.approx(run_cv["tta_accuracy"], abs=1e-3)
-    refused = CliRunner().invoke(
-        ensemble_app, [*args, "--mirror", "--install", "x", "--member", "a", "--member", "b", "--version", "9.0.0"]
-    )
-    assert refused.exit_code != 0 and "no --install" in refused.output  # the service does not compute the mirror view
+    # serving it: --mirror --install writes the mirror option the served mean_ensemble computes, only if every run has the view
+    plain = tmp_path / "plain-oof.json"
+    plain.write_text(json.dumps({k: v for k, v in oof.items() if k != "oof_mirror_logits"}))
+    install_args = ["--mirror", "--install", "ens", "--member", "fast", "--member", "fast", "--version", "9.0.0"]
+    refused = CliRunner().invoke(ensemble_app, [str(oof_file), str(plain), *args[2:], *install_args])
+    assert refused.exit_code != 0 and "no oof_mirror_logits" in refused.output
+    assert "ens" not in load_registry(v1_registry).names()
+    served = CliRunner().invoke(ensemble_app, [*args, *install_args])
+    assert served.exit_code == 0, served.output
+    ens = load_registry(v1_registry).get("ens")
+    assert ens.options == {"mirror_tta": True} and [m.name for m in ens.member_entries] == ["fast", "fast"]  # the one run twice
+    assert ens.metrics["cv_accuracy"] == pytest.approx(run_cv["tta_accuracy"], abs=1e-3)
+    assert (
+        run_cv["cross_check"]["tta_accuracy"] == pytest.approx(json.loads(served.stdout)["mean_cross_check"]["accuracy"], abs=1e-3)
+        and len(oof["cross_check"]["mirror_logits"]) == 12
+    )  # the cross-check keeps its mirror view too
     # scripts/oof_mirror_logits.py recovers the same mirror logits from the fold checkpoints (runs made before they were written)
     spec = importlib.util.spec_from_file_location("oof_mirror_logits", Path(__file__).parents[2] / "scripts" / "oof_mirror_logits.py")
     recover = importlib.util.module_from_spec(spec)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from damagelens.registry import RegistryError, load_registry
@@ -119,3 +120,73 @@ def test_members_only_with_the_ensemble_architecture_and_no_weights_of_its_own(t
         _registry(tmp_path, _member("big", 288), {**_member("x", 288), "members": ["big"], "weights": None, "sha256": None})
     with pytest.raises(RegistryError, match="no weights of its own"):
         _registry(tmp_path, _member("big", 288), {**_ensemble("big"), "weights": "e.safetensors", "sha256": "0" * 64})
+
+
+@pytest.fixture(scope="module")
+def mirror_ensemble():
+    """`accurate`'s members with `mirror_tta` on, built from the real registry file and weights."""
+    path = Path(get_settings().registry_path)
+    data = yaml.safe_load(path.read_text())
+    served = next(m for m in data["models"] if m["name"] == "accurate")
+    data["models"].append({**served, "name": "accurate-mirror", "aliases": [], "options": {"mirror_tta": True}})
+    entry = parse_registry(data, path.parent).get("accurate-mirror")
+    return entry, load_classifier(entry, torch.device("cpu"), half=False)
+
+
+def test_mirror_tta_is_the_mean_of_each_members_view_and_its_mirror(mirror_ensemble, real_photos: list[Path]) -> None:
+    """What `oof_ensemble.py --mirror` scored out of fold: per member, the mean of the softmax of its own view and of
+    that view mirrored left-right; then the mean over members. One forward pass, the batch doubled."""
+    entry, model = mirror_ensemble
+    assert model.mirror_tta
+    worst, moved = 0.0, 0
+    with torch.inference_mode():
+        for path in real_photos:
+            image = Image.open(path).convert("RGB")
+            served = torch.softmax(model(to_input_tensor(image, entry)), dim=1)[0]
+            per_member = []
+            for member, m in zip(model.members, entry.member_entries, strict=True):
+                view = normalise(square_resize(image, m.input_size), m.mean, m.std)[None]
+                both = torch.softmax(member(view), dim=1)[0] + torch.softmax(member(view.flip(-1)), dim=1)[0]
+                per_member.append(both / 2)
+                moved += int(torch.softmax(member(view), dim=1).argmax() != (both / 2).argmax())
+            worst = max(worst, float((served - torch.stack(per_member).mean(0)).abs().max()))
+    print(f"max |served - mean of views and mirrors| over {len(real_photos)} photos: {worst:.2e}; member argmaxes moved: {moved}")
+    assert worst < 1e-5
+
+
+def test_mirror_tta_batches_and_exports_to_onnx_with_parity(mirror_ensemble, real_photos: list[Path], tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from damagelens.training.export import export_onnx
+
+    entry, model = mirror_ensemble
+    batch = torch.cat([to_input_tensor(Image.open(p).convert("RGB"), entry) for p in real_photos])
+    with torch.inference_mode():
+        together = model(batch)
+        alone = torch.cat([model(batch[i : i + 1]) for i in range(len(batch))])
+    assert float((together - alone).abs().max()) < 1e-4  # a photo's answer does not depend on its batch-mates
+    session = ort.InferenceSession(str(export_onnx(model, entry, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"input": batch.numpy()})[0]
+    diff = float(abs(torch.softmax(torch.from_numpy(out), 1) - torch.softmax(together, 1)).max())
+    print(f"mirror TTA ensemble, ONNX Runtime vs torch, {len(batch)} real photos in one batch: max |dp| {diff:.2e}")
+    assert out.shape == (len(batch), 6) and diff < 1e-4
+
+
+def test_grad_cam_of_a_mirror_tta_ensemble_explains_the_served_class_on_the_photo_as_it_is(mirror_ensemble, real_photos) -> None:
+    """The target layer sees [views, mirrors]: the CAM returned is the eval view's (the first map), for the class the
+    whole mean (both views) predicts."""
+    from damagelens.vision.explain import Explainer
+
+    entry, model = mirror_ensemble
+    explainer = Explainer(model, entry)
+    images = [Image.open(p).convert("RGB") for p in real_photos[:3]]
+    explanations, _ = explainer.explain_batch(images)
+    with torch.inference_mode():
+        served = [int(model(to_input_tensor(im, entry)).argmax()) for im in images]
+    assert [e.target_index for e in explanations] == served
+    one, _ = explainer(images[0])
+    assert one.target_index == served[0] and abs(one.heatmap - explanations[0].heatmap).max() < 1e-3
+    for image, explanation in zip(images, explanations, strict=True):
+        scale = min(1.0, 1280 / max(image.size))
+        assert explanation.heatmap.shape == (round(image.height * scale), round(image.width * scale))
+        assert explanation.heatmap.max() > 0.5 and explanation.heatmap.min() < 0.5  # a map, not a constant

@@ -129,6 +129,8 @@ def test_export_is_keyed_by_the_weights_sha256(tmp_path: Path) -> None:
 def test_an_ensembles_export_is_keyed_by_its_members_weights(tmp_path: Path) -> None:
     entry = load_registry(get_settings().registry_path).get("accurate")
     assert entry.member_entries and entry.sha256 is None
-    first, second = entry.member_entries
-    retrained = entry.model_copy(update={"member_entries": (first, second.model_copy(update={"sha256": "f" * 64}))})
+    *others, last = entry.member_entries
+    retrained = entry.model_copy(update={"member_entries": (*others, last.model_copy(update={"sha256": "f" * 64}))})
     assert onnx_path_for(retrained, tmp_path) != onnx_path_for(entry, tmp_path)
+    mirrored, plain = (entry.model_copy(update={"options": o}) for o in ({"mirror_tta": True}, {}))
+    assert onnx_path_for(mirrored, tmp_path) != onnx_path_for(plain, tmp_path)  # mirror TTA is another graph

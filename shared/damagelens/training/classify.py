@@ -586,6 +586,9 @@ def cross_validate(
         check["per_class_recall"] = per_class_recall(check["confusion"], entry.labels)
         check["train_n"] = len(train_idx)
         check["logits"] = logits_cached(net, cache, check_idx).numpy().round(4).tolist()
+        check["mirror_logits"] = logits_cached(net, cache, check_idx, view=1).numpy().round(4).tolist()
+        both = torch.tensor(check["logits"]).softmax(1) + torch.tensor(check["mirror_logits"]).softmax(1)
+        check["tta_accuracy"] = round(float((both.argmax(1).numpy() == labels[check_idx]).mean()), 4)  # eval view + mirror averaged
         check["labels_true"] = labels[check_idx].tolist()
         metrics["cross_check"] = check
     metrics["seconds"] = round(time.perf_counter() - started, 1)

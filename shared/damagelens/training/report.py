@@ -137,6 +137,8 @@ def cv_summary(cv: dict, calibration: dict | None, groups: dict | None) -> dict:
                 "confusion",
             )
         }
+        if "tta_accuracy" in check:
+            out["cross_check"]["tta_accuracy"] = check["tta_accuracy"]
         if calibration is not None and "logits" in check:
             import numpy as np
 
@@ -162,5 +164,5 @@ def oof_record(cv: dict) -> dict:
         out["oof_mirror_logits"] = cv["oof_mirror_logits"]
     check = cv.get("cross_check")
     if check is not None and "logits" in check:
-        out["cross_check"] = {k: check[k] for k in ("n", "train_n", "logits", "labels_true")}
+        out["cross_check"] = {k: check[k] for k in ("n", "train_n", "logits", "mirror_logits", "labels_true") if k in check}
     return out

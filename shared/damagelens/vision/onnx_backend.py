@@ -7,6 +7,7 @@ stale graph. Grad-CAM stays in torch (it needs gradients); only the forward pass
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -31,8 +32,9 @@ def onnx_path_for(entry: ModelEntry, cache_dir: Path) -> Path:
     their architecture config instead, so an edited placeholder never reuses an old graph."""
     if entry.sha256:
         key = entry.sha256[:16]
-    elif entry.member_entries:  # an ensemble changes whenever a member's weights do
-        key = "ensemble-" + hashlib.sha256("".join(str(m.sha256) for m in entry.member_entries).encode()).hexdigest()[:12]
+    elif entry.member_entries:  # an ensemble changes whenever a member's weights or its options (mirror TTA) do
+        parts = [str(m.sha256) for m in entry.member_entries] + ([json.dumps(entry.options, sort_keys=True)] if entry.options else [])
+        key = "ensemble-" + hashlib.sha256("".join(parts).encode()).hexdigest()[:12]
     else:
         config = entry.model_dump_json(include={"architecture", "input_size", "labels", "options"})
         key = "random-" + hashlib.sha256(config.encode()).hexdigest()[:12]

@@ -566,9 +566,8 @@ def cross_validate(
     metrics["per_class_recall"] = per_class_recall(metrics["confusion"], entry.labels)
     metrics["oof_logits"] = oof_logits.round(4).tolist()
     metrics["oof_mirror_logits"] = oof_mirror.round(4).tolist()  # lets an ensemble be scored with mirror TTA, out of fold
-    served, tta = oof_logits.argmax(1), (torch.tensor(oof_logits).softmax(1) + torch.tensor(oof_mirror).softmax(1)).argmax(1).numpy()
-    metrics["served_view_accuracy"] = round(float((served == labels).mean()), 4)  # what the service computes (one view)
-    metrics["tta_accuracy"] = round(float((tta == labels).mean()), 4)  # eval view + mirror averaged
+    metrics["served_view_accuracy"] = round(float((oof_logits.argmax(1) == labels).mean()), 4)  # one view, as `fast` serves
+    metrics["tta_accuracy"] = _tta_accuracy(oof_logits, oof_mirror, labels)
     if closeups is not None:
         metrics["closeup"] = closeup_report(labels, oof_closeup, entry.labels)
     if check_idx is not None and len(check_idx):
@@ -587,12 +586,17 @@ def cross_validate(
         check["train_n"] = len(train_idx)
         check["logits"] = logits_cached(net, cache, check_idx).numpy().round(4).tolist()
         check["mirror_logits"] = logits_cached(net, cache, check_idx, view=1).numpy().round(4).tolist()
-        both = torch.tensor(check["logits"]).softmax(1) + torch.tensor(check["mirror_logits"]).softmax(1)
-        check["tta_accuracy"] = round(float((both.argmax(1).numpy() == labels[check_idx]).mean()), 4)  # eval view + mirror averaged
+        check["tta_accuracy"] = _tta_accuracy(np.asarray(check["logits"]), np.asarray(check["mirror_logits"]), labels[check_idx])
         check["labels_true"] = labels[check_idx].tolist()
         metrics["cross_check"] = check
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     return metrics
+
+
+def _tta_accuracy(logits: np.ndarray, mirror_logits: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the mean of the eval view's and the mirrored view's softmax (`mean_ensemble`'s `mirror_tta`)."""
+    both = torch.as_tensor(logits).softmax(1) + torch.as_tensor(mirror_logits).softmax(1)
+    return round(float((both.argmax(1).numpy() == labels).mean()), 4)
 
 
 def closeup_report(labels: np.ndarray, logits: np.ndarray, label_names: tuple[str, ...] | list[str]) -> dict:

@@ -135,7 +135,10 @@ def mirror_ensemble():
 
 def test_mirror_tta_is_the_mean_of_each_members_view_and_its_mirror(mirror_ensemble, real_photos: list[Path]) -> None:
     """What `oof_ensemble.py --mirror` scored out of fold: per member, the mean of the softmax of its own view and of
-    that view mirrored left-right; then the mean over members. One forward pass, the batch doubled."""
+    the mirrored view the CV cached (`training.augment.eval_view(flip=True)`); then the mean over members. One forward
+    pass, the batch doubled."""
+    from damagelens.training.augment import eval_view
+
     entry, model = mirror_ensemble
     assert model.mirror_tta
     worst, moved = 0.0, 0
@@ -145,8 +148,8 @@ def test_mirror_tta_is_the_mean_of_each_members_view_and_its_mirror(mirror_ensem
             served = torch.softmax(model(to_input_tensor(image, entry)), dim=1)[0]
             per_member = []
             for member, m in zip(model.members, entry.member_entries, strict=True):
-                view = normalise(square_resize(image, m.input_size), m.mean, m.std)[None]
-                both = torch.softmax(member(view), dim=1)[0] + torch.softmax(member(view.flip(-1)), dim=1)[0]
+                view, mirrored = (eval_view(image, m.input_size, m.mean, m.std, flip=f)[None] for f in (False, True))
+                both = torch.softmax(member(view), dim=1)[0] + torch.softmax(member(mirrored), dim=1)[0]
                 per_member.append(both / 2)
                 moved += int(torch.softmax(member(view), dim=1).argmax() != (both / 2).argmax())
             worst = max(worst, float((served - torch.stack(per_member).mean(0)).abs().max()))

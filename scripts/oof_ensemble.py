@@ -42,21 +42,21 @@ from damagelens.training.install import install_ensemble
 from damagelens.training.report import confusion_png
 
 
+def _view_probs(logits, mirror_logits=None) -> np.ndarray:
+    """One member's probabilities: its eval view, or with mirror TTA the mean of both views' softmax."""
+    probs = softmax(np.asarray(logits))
+    return probs if mirror_logits is None else (probs + softmax(np.asarray(mirror_logits))) / 2
+
+
 def _probs(cv: dict, mirror: bool = False) -> np.ndarray:
     if "oof_logits" in cv:
-        probs = softmax(np.asarray(cv["oof_logits"]))
-        if mirror and "oof_mirror_logits" in cv:  # the member with mirror TTA: the mean of its two views
-            probs = (probs + softmax(np.asarray(cv["oof_mirror_logits"]))) / 2
-        return probs
+        return _view_probs(cv["oof_logits"], cv.get("oof_mirror_logits") if mirror else None)
     return np.asarray(cv["oof_probs"], dtype=np.float64)
 
 
 def _check_probs(check: dict, mirror: bool) -> np.ndarray:
     """A run's cross-check (the 169 after training on `-more` only), scored like its out-of-fold photos."""
-    probs = softmax(np.asarray(check["logits"]))
-    if mirror and "mirror_logits" in check:
-        probs = (probs + softmax(np.asarray(check["mirror_logits"]))) / 2
-    return probs
+    return _view_probs(check["logits"], check.get("mirror_logits") if mirror else None)
 
 
 def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict:

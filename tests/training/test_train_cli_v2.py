@@ -124,6 +124,25 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
     got = json.loads(recovered_path.read_text())
     assert got["files"] == run_cv["files"] and got["oof_logits"] == run_cv["oof_logits"]
     assert got["oof_mirror_logits"] == run_cv["oof_mirror_logits"]
+    # ... and the cross-check model's logits on the first folder's photos, both views, as the run recorded them
+    assert got["cross_check"]["logits"] == run_cv["cross_check"]["logits"] and got["cross_check"]["train_n"] == 24
+    assert got["cross_check"]["mirror_logits"] == run_cv["cross_check"]["mirror_logits"]
+    assert got["cross_check"]["labels_true"] == run_cv["cross_check"]["labels_true"]
+    # --size re-scores the same fold models at another test size (FixRes): same photos and folds, other logits,
+    # and a file oof_ensemble.py scores like any run (--check would refuse it: its logits are not the run's)
+    resized_path = tmp_path / "resized-oof.json"
+    resized_args = [a if a != str(recovered_path) else str(resized_path) for a in rargs[:-2]]  # the same run, no --check
+    resized = CliRunner().invoke(recover_app, [*resized_args, "--size", "96"])
+    assert resized.exit_code == 0, resized.output
+    other = json.loads(resized_path.read_text())
+    assert other["files"] == run_cv["files"] and len(other["oof_logits"]) == 36 and other["oof_logits"] != run_cv["oof_logits"]
+    assert len(other["cross_check"]["logits"]) == 12 and other["cross_check"]["logits"] != run_cv["cross_check"]["logits"]
+    assert json.loads(resized.stdout.strip().splitlines()[-1])["size"] == 96
+    refused = CliRunner().invoke(recover_app, [*rargs, "--size", "96"])
+    assert refused.exit_code != 0 and "differ" in refused.output
+    scored = CliRunner().invoke(ensemble_app, [str(resized_path), *args[2:]])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["mean_cross_check"]["n"] == 12
 
     registry = load_registry(v1_registry)
     v2, v1 = registry.get("fast"), registry.get("fast-v1")

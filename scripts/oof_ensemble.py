@@ -18,7 +18,7 @@ the runs (train on `-more`, test on the 169) is averaged the same way. This is e
 served `mean_ensemble` computes (`damagelens.vision.architectures.ensemble`).
 
 `--mirror` asks what mirror test-time augmentation would give: a member whose file carries
-`oof_mirror_logits` (CV runs write them; `scripts/oof_mirror_logits.py` recovers them for older runs
+`oof_mirror_logits` (CV runs write them; `scripts/oof_rescore.py` recovers them for older runs
 from the fold checkpoints) counts as the mean of its eval and mirrored views; the others as served.
 With `--install` every run must carry them: the entry gets `options: {mirror_tta: true}`, and the
 served `mean_ensemble` then mirrors every member in the same forward pass.

@@ -110,8 +110,8 @@ def test_train_two_folders_grouped_cv_calibrated_and_installed_as_v2(two_folders
         run_cv["cross_check"]["tta_accuracy"] == pytest.approx(json.loads(served.stdout)["mean_cross_check"]["accuracy"], abs=1e-3)
         and len(oof["cross_check"]["mirror_logits"]) == 12
     )  # the cross-check keeps its mirror view too
-    # scripts/oof_mirror_logits.py recovers the same mirror logits from the fold checkpoints (runs made before they were written)
-    spec = importlib.util.spec_from_file_location("oof_mirror_logits", Path(__file__).parents[2] / "scripts" / "oof_mirror_logits.py")
+    # scripts/oof_rescore.py recovers the same mirror logits from the fold checkpoints (runs made before they were written)
+    spec = importlib.util.spec_from_file_location("oof_rescore", Path(__file__).parents[2] / "scripts" / "oof_rescore.py")
     recover = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recover)
     recover_app = typer.Typer()

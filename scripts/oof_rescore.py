@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Re-score a cached-recipe CV run from its fold checkpoints: the mirrored eval view, or another test size.
 
-`train classify` now writes `oof_mirror_logits` itself; runs made before that kept only the eval
-view's logits, but their fold checkpoints and stem cache hold everything needed: each fold's model
+Written first to recover `oof_mirror_logits` for runs made before `train classify` wrote them: their
+fold checkpoints and stem cache hold everything needed: each fold's model
 is loaded and run on its own validation photos, eval view (checked against the run's recorded
 logits) and mirror view; the cross-check model (trained on `-more` only) on the 169. Minutes, no
 training. `--size S` scores both views at S px instead of the run's own size: the frozen stem is
@@ -10,7 +10,7 @@ recomputed from the photos at S (the trained layers end in global pooling, so an
 asks whether testing larger than the training crops helps (FixRes). Pass the run's own preset,
 options and settings so the stem cache and the grouped folds are the ones the run used:
 
-    python scripts/oof_mirror_logits.py fast runs/v13/lite1-s4/fast --cache runs/v13/lite1-s4-cache \\
+    python scripts/oof_rescore.py fast runs/v13/lite1-s4/fast --cache runs/v13/lite1-s4-cache \\
         --option variant=1 --option split=4 --check docs/models/runs/v2/lite1-v4-cv-oof.json \\
         --out docs/models/runs/v2/lite1-v4-mirror-oof.json
 

@@ -2,13 +2,14 @@
 """Re-score a cached-recipe CV run from its fold checkpoints: the mirrored eval view, or another test size.
 
 Written first to recover `oof_mirror_logits` for runs made before `train classify` wrote them: their
-fold checkpoints and stem cache hold everything needed: each fold's model
-is loaded and run on its own validation photos, eval view (checked against the run's recorded
-logits) and mirror view; the cross-check model (trained on `-more` only) on the 169. Minutes, no
-training. `--size S` scores both views at S px instead of the run's own size: the frozen stem is
-recomputed from the photos at S (the trained layers end in global pooling, so any size runs), which
-asks whether testing larger than the training crops helps (FixRes). Pass the run's own preset,
-options and settings so the stem cache and the grouped folds are the ones the run used:
+fold checkpoints and stem cache hold everything needed. Each fold's model is loaded and run on its own
+validation photos, eval view (checked against the run's recorded logits) and mirror view; the
+cross-check model (trained on `-more` only) on the 169. Minutes, no training.
+
+`--size S` scores both views at S px instead of the run's own size: the frozen stem is recomputed
+from the photos at S (the trained layers end in global pooling, so any size runs), which asks
+whether testing larger than the training crops helps (FixRes). Pass the run's own preset, options
+and settings so the stem cache and the grouped folds are the ones the run used:
 
     python scripts/oof_rescore.py fast runs/v13/lite1-s4/fast --cache runs/v13/lite1-s4-cache \\
         --option variant=1 --option split=4 --check docs/models/runs/v2/lite1-v4-cv-oof.json \\
@@ -31,7 +32,7 @@ import typer
 from damagelens.cli.models import _apply_options, _apply_overrides  # the CLI's own --option / --set parsing, not a copy
 from damagelens.settings import get_settings
 from damagelens.training import classify as cached_recipe
-from damagelens.training.data import scan_image_folders
+from damagelens.training.data import indices_under, scan_image_folders
 from damagelens.training.grouping import grouped_splits
 from damagelens.training.presets import PRESETS, preset_entry
 
@@ -83,8 +84,7 @@ def main(
     summary = {"size": size or entry.input_size, "eval_accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
                "mirror_accuracy": round(float((mirror.argmax(1) == labels).mean()), 4)}  # fmt: skip
     if (run / "cv" / "cross-check" / "checkpoint.pt").exists():  # trained on every photo outside the first --data folder
-        first = roots[0].resolve()
-        check_idx = np.array([i for i, r in enumerate(records) if first in r.path.resolve().parents])
+        check_idx = indices_under(records, roots[0])
         net.load_state_dict(torch.load(run / "cv" / "cross-check" / "checkpoint.pt", weights_only=False)["model"])
         cc, cc_mirror = (cached_recipe.logits_cached(net, stem, check_idx, view=v).numpy() for v in (0, 1))
         result["cross_check"] = {
@@ -92,7 +92,7 @@ def main(
             "logits": cc.round(4).tolist(), "mirror_logits": cc_mirror.round(4).tolist(),
         }  # fmt: skip
         summary |= {"cross_check_accuracy": round(float((cc.argmax(1) == labels[check_idx]).mean()), 4),
-                    "cross_check_tta_accuracy": cached_recipe._tta_accuracy(cc, cc_mirror, labels[check_idx])}  # fmt: skip
+                    "cross_check_tta_accuracy": cached_recipe.tta_accuracy(cc, cc_mirror, labels[check_idx])}  # fmt: skip
     if check is not None:
         recorded = json.loads(check.read_text())
         gaps = {"oof": float(np.abs(np.asarray(recorded["oof_logits"]) - logits.round(4)).max())}

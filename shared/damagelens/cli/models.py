@@ -133,7 +133,7 @@ def train_classify(
     from damagelens.training import classify as cached_recipe
     from damagelens.training import finetune as finetune_recipe
     from damagelens.training.calibration import calibration_report, reliability_png
-    from damagelens.training.data import scan_image_folders
+    from damagelens.training.data import indices_under, scan_image_folders
     from damagelens.training.export import save_fp16_safetensors
     from damagelens.training.grouping import grouped_splits
     from damagelens.training.presets import PRESETS, preset_entry
@@ -178,8 +178,7 @@ def train_classify(
             splits, groups_info = grouped_splits(records, cache_dir, folds, seed, group_distance)
         check_idx = None
         if cross_check and len(roots) > 1:
-            first = Path(roots[0]).resolve()
-            check_idx = np.array([i for i, r in enumerate(records) if first in r.path.resolve().parents])
+            check_idx = indices_under(records, Path(roots[0]))
         if preset.recipe == "finetune":
             cv = finetune_recipe.cross_validate(
                 entry, records, cfg, folds=folds, out_dir=run / "cv", fold_seed=seed, device=device, splits=splits

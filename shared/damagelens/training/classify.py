@@ -567,7 +567,7 @@ def cross_validate(
     metrics["oof_logits"] = oof_logits.round(4).tolist()
     metrics["oof_mirror_logits"] = oof_mirror.round(4).tolist()  # lets an ensemble be scored with mirror TTA, out of fold
     metrics["served_view_accuracy"] = round(float((oof_logits.argmax(1) == labels).mean()), 4)  # one view, as `fast` serves
-    metrics["tta_accuracy"] = _tta_accuracy(oof_logits, oof_mirror, labels)
+    metrics["tta_accuracy"] = tta_accuracy(oof_logits, oof_mirror, labels)
     if closeups is not None:
         metrics["closeup"] = closeup_report(labels, oof_closeup, entry.labels)
     if check_idx is not None and len(check_idx):
@@ -586,14 +586,14 @@ def cross_validate(
         check["train_n"] = len(train_idx)
         check["logits"] = logits_cached(net, cache, check_idx).numpy().round(4).tolist()
         check["mirror_logits"] = logits_cached(net, cache, check_idx, view=1).numpy().round(4).tolist()
-        check["tta_accuracy"] = _tta_accuracy(np.asarray(check["logits"]), np.asarray(check["mirror_logits"]), labels[check_idx])
+        check["tta_accuracy"] = tta_accuracy(np.asarray(check["logits"]), np.asarray(check["mirror_logits"]), labels[check_idx])
         check["labels_true"] = labels[check_idx].tolist()
         metrics["cross_check"] = check
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     return metrics
 
 
-def _tta_accuracy(logits: np.ndarray, mirror_logits: np.ndarray, labels: np.ndarray) -> float:
+def tta_accuracy(logits: np.ndarray, mirror_logits: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the mean of the eval view's and the mirrored view's softmax (`mean_ensemble`'s `mirror_tta`)."""
     both = torch.as_tensor(logits).softmax(1) + torch.as_tensor(mirror_logits).softmax(1)
     return round(float((both.argmax(1).numpy() == labels).mean()), 4)

@@ -139,6 +139,12 @@ def scan_image_folders(roots: list[Path]) -> tuple[list[ImageRecord], dict[str, 
     return records, reports
 
 
+def indices_under(records: list[ImageRecord], root: Path) -> np.ndarray:
+    """Positions of the records whose photo lies under `root`: the 169 of the cross-check (train on the rest)."""
+    top = Path(root).resolve()
+    return np.array([i for i, r in enumerate(records) if top in r.path.resolve().parents], dtype=int)
+
+
 def stratified_kfold(labels: list[int] | np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Deterministic stratified folds (same labels + seed → same folds)."""
     from sklearn.model_selection import StratifiedKFold

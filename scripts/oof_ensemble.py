@@ -34,7 +34,7 @@ import numpy as np
 import typer
 
 from damagelens.settings import get_settings
-from damagelens.training.calibration import calibration_report, held_out_review, reliability_png, softmax
+from damagelens.training.calibration import calibration_report, held_out_review, reliability_png, view_probs
 from damagelens.training.classify import classification_metrics, per_class_recall
 from damagelens.training.data import LABELS, scan_image_folders
 from damagelens.training.grouping import grouped_splits
@@ -42,21 +42,15 @@ from damagelens.training.install import install_ensemble
 from damagelens.training.report import confusion_png
 
 
-def _view_probs(logits, mirror_logits=None) -> np.ndarray:
-    """One member's probabilities: its eval view, or with mirror TTA the mean of both views' softmax."""
-    probs = softmax(np.asarray(logits))
-    return probs if mirror_logits is None else (probs + softmax(np.asarray(mirror_logits))) / 2
-
-
 def _probs(cv: dict, mirror: bool = False) -> np.ndarray:
     if "oof_logits" in cv:
-        return _view_probs(cv["oof_logits"], cv.get("oof_mirror_logits") if mirror else None)
+        return view_probs(cv["oof_logits"], cv.get("oof_mirror_logits") if mirror else None)
     return np.asarray(cv["oof_probs"], dtype=np.float64)
 
 
 def _check_probs(check: dict, mirror: bool) -> np.ndarray:
     """A run's cross-check (the 169 after training on `-more` only), scored like its out-of-fold photos."""
-    return _view_probs(check["logits"], check.get("mirror_logits") if mirror else None)
+    return view_probs(check["logits"], check.get("mirror_logits") if mirror else None)
 
 
 def _metrics(probs: np.ndarray, labels: np.ndarray) -> dict:

@@ -37,6 +37,10 @@ from damagelens.training.grouping import grouped_splits
 from damagelens.training.presets import PRESETS, preset_entry
 
 
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return round(float((logits.argmax(1) == labels).mean()), 4)
+
+
 def main(
     preset_name: Annotated[str, typer.Argument(help="the run's preset (fast | accurate | …)")],
     run: Annotated[Path, typer.Argument(help="the run folder holding cv/fold<k>/checkpoint.pt (<out>/<preset>)")],
@@ -81,8 +85,7 @@ def main(
         "oof_logits": logits.round(4).tolist(),
         "oof_mirror_logits": mirror.round(4).tolist(),
     }
-    summary = {"size": size or entry.input_size, "eval_accuracy": round(float((logits.argmax(1) == labels).mean()), 4),
-               "mirror_accuracy": round(float((mirror.argmax(1) == labels).mean()), 4)}  # fmt: skip
+    summary = {"size": size or entry.input_size, "eval_accuracy": _accuracy(logits, labels), "mirror_accuracy": _accuracy(mirror, labels)}
     if (run / "cv" / "cross-check" / "checkpoint.pt").exists():  # trained on every photo outside the first --data folder
         check_idx = indices_under(records, roots[0])
         net.load_state_dict(torch.load(run / "cv" / "cross-check" / "checkpoint.pt", weights_only=False)["model"])
@@ -91,7 +94,7 @@ def main(
             "n": len(check_idx), "train_n": len(records) - len(check_idx), "labels_true": labels[check_idx].tolist(),
             "logits": cc.round(4).tolist(), "mirror_logits": cc_mirror.round(4).tolist(),
         }  # fmt: skip
-        summary |= {"cross_check_accuracy": round(float((cc.argmax(1) == labels[check_idx]).mean()), 4),
+        summary |= {"cross_check_accuracy": _accuracy(cc, labels[check_idx]),
                     "cross_check_tta_accuracy": cached_recipe.tta_accuracy(cc, cc_mirror, labels[check_idx])}  # fmt: skip
     if check is not None:
         recorded = json.loads(check.read_text())

@@ -21,6 +21,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def view_probs(logits: np.ndarray, mirror_logits: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities of one model: its eval view, or with mirror TTA the mean of both views' softmax
+    (what `mean_ensemble`'s `mirror_tta` serves)."""
+    probs = softmax(logits)
+    return probs if mirror_logits is None else (probs + softmax(mirror_logits)) / 2
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     p = softmax(logits, temperature)[np.arange(len(labels)), labels]
     return float(-np.log(np.clip(p, 1e-12, None)).mean())

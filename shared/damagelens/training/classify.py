@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from damagelens.registry import ModelEntry
 from damagelens.training.augment import eval_view, train_transform, train_view
+from damagelens.training.calibration import view_probs
 from damagelens.training.data import ImageRecord, damage_boxes_by_name, damage_crop, load_rgb, stratified_kfold
 
 log = logging.getLogger(__name__)
@@ -595,8 +596,7 @@ def cross_validate(
 
 def tta_accuracy(logits: np.ndarray, mirror_logits: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the mean of the eval view's and the mirrored view's softmax (`mean_ensemble`'s `mirror_tta`)."""
-    both = torch.as_tensor(logits).softmax(1) + torch.as_tensor(mirror_logits).softmax(1)
-    return round(float((both.argmax(1).numpy() == labels).mean()), 4)
+    return round(float((view_probs(logits, mirror_logits).argmax(1) == labels).mean()), 4)
 
 
 def closeup_report(labels: np.ndarray, logits: np.ndarray, label_names: tuple[str, ...] | list[str]) -> dict:

@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from damagelens.jobs.store import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
+# Closing a connection cancelled mid-read can wait on a socket that never answers; shutdown must not.
+CLOSE_SECONDS = 2.0
 
 
 class JobEvents:
@@ -35,11 +38,15 @@ class JobEvents:
 
     @staticmethod
     async def stop(task: asyncio.Task) -> None:
+        """Cancel the listener and give it a bounded time to close its connection, so the app's
+        shutdown never hangs on Redis (a hung close is logged and left to the loop's teardown)."""
         task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_SECONDS + 1)
+        if not done:
+            log.warning("job events listener did not stop in time; leaving it to the loop's teardown")
+            return
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("job events listener ended with an error", extra={"error": str(task.exception())})
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:
@@ -77,12 +84,22 @@ class JobEvents:
                 log.warning("job events subscription lost; reconnecting", extra={"error": str(exc)})
             finally:
                 self.connected.clear()
-                try:
-                    await pubsub.aclose()
-                    await client.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
+                await _close_quietly(pubsub, client)
             # Whatever changed meanwhile was not announced: wake every stream to re-read its job.
             for job_id in list(self._waiters):
                 self.notify(job_id)
             await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _close_quietly(pubsub: PubSub, client: aioredis.Redis) -> None:
+    """Close the subscription and its client within CLOSE_SECONDS; errors and timeouts are ignored
+    because the connection is being dropped either way."""
+    try:
+        await asyncio.wait_for(_close(pubsub, client), timeout=CLOSE_SECONDS)
+    except Exception:  # noqa: BLE001  (TimeoutError included)
+        pass
+
+
+async def _close(pubsub: PubSub, client: aioredis.Redis) -> None:
+    await pubsub.aclose()
+    await client.aclose()

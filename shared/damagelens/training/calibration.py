@@ -149,12 +149,9 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, target: float = 0
 
 def reliability_png(report: dict, path: Path, title: str = "") -> Path:
     """Reliability diagram: accuracy vs confidence per bin, before and after temperature scaling."""
-    import matplotlib
+    from damagelens.training.report import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=110)
+    fig, ax = new_figure((5.2, 5.0))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
     for key, colour, name in (("bins_before", "tab:red", "before"), ("bins_after", "tab:blue", "after")):
         rows = [r for r in report[key] if r["count"]]
@@ -171,10 +168,4 @@ def reliability_png(report: dict, path: Path, title: str = "") -> Path:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path, title)

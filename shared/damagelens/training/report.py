@@ -5,15 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:
+def new_figure(size: tuple[float, float]):
+    """A figure on the file-only Agg backend (training runs headless); matplotlib loads only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=size, dpi=110)
+
+
+def save_figure(fig, ax, path: Path, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:
     import numpy as np
 
     cm = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    fig, ax = new_figure((6.4, 5.6))
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -22,13 +40,7 @@ def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, tit
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path, title)
 
 
 def confusion_markdown(confusion: list[list[int]], labels: list[str]) -> str:

@@ -10,11 +10,14 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from damagelens.offline import ensure_offline_env
+
+if TYPE_CHECKING:
+    from damagelens.registry import ModelEntry
 
 train_app = typer.Typer(no_args_is_help=True, help="Train the classifiers (`fast`, `accurate`) or the detector.")
 evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluate a registry model on a folder of labelled photos.")
@@ -506,14 +509,7 @@ def evaluate_classify(
     device: Annotated[str, typer.Option()] = "cpu",
 ) -> None:
     """Accuracy, macro-F1 and confusion matrix; the last stdout line is the JSON result."""
-    from damagelens.training.evaluate import evaluate_classifier_folder
-
-    _threads(device)
-    entry = _registry().get(model or _settings().default_model, task="classify")
-    result = evaluate_classifier_folder(entry, data, device="cpu" if device == "auto" else device)
-    if not as_json:
-        typer.echo(f"{entry.name}: n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}", err=False)
-    _echo_json(result)
+    _evaluate_folder(_registry().get(model or _settings().default_model, task="classify"), data, as_json, device)
 
 
 @evaluate_app.command("severity")
@@ -524,11 +520,16 @@ def evaluate_severity(
     device: Annotated[str, typer.Option()] = "cpu",
 ) -> None:
     """Accuracy, macro-F1 and confusion matrix; the last stdout line is the JSON result."""
+    entry = _registry().get(model, task="severity")
+    _evaluate_folder(entry, data, as_json, device, class_dirs=tuple(entry.labels))
+
+
+def _evaluate_folder(entry: ModelEntry, data: Path, as_json: bool, device: str, class_dirs: tuple[str, ...] | None = None) -> None:
     from damagelens.training.evaluate import evaluate_classifier_folder
 
     _threads(device)
-    entry = _registry().get(model, task="severity")
-    result = evaluate_classifier_folder(entry, data, device="cpu" if device == "auto" else device, class_dirs=tuple(entry.labels))
+    extra = {"class_dirs": class_dirs} if class_dirs else {}
+    result = evaluate_classifier_folder(entry, data, device="cpu" if device == "auto" else device, **extra)
     if not as_json:
         typer.echo(f"{entry.name}: n={result['n']} accuracy={result['accuracy']:.4f} macro_f1={result['macro_f1']:.4f}", err=False)
     _echo_json(result)

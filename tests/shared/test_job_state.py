@@ -20,7 +20,8 @@ Q, R, S, F, C = Status.queued, Status.running, Status.succeeded, Status.failed, 
         ([S, F, S], False, F),
         ([S, R, Q], True, C),
         ([S, C, C], True, C),
-        ([S, S, S], True, S),
+        ([S, S, S], True, C),  # the stages that ran through the cancel do not undo it
+        ([S, F, S], True, C),
     ],
 )
 def test_derive_status(stages: list[Status], canceled: bool, expected: Status) -> None:

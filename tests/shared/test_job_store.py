@@ -13,11 +13,11 @@ from damagelens.schemas import Stage, StageState, Status
 pytestmark = pytest.mark.integration
 
 
-def _meta(job_id: str = "j1") -> JobMeta:
+def _meta(job_id: str = "j1", stages: list[Stage] | None = None) -> JobMeta:
     return JobMeta(
         id=job_id,
         model="fast",
-        tasks=[Stage.classify, Stage.detect],
+        tasks=stages or [Stage.classify, Stage.detect],
         created_at=utcnow(),
         input_key=f"jobs/{job_id}/input.jpg",
         filename="car.jpg",
@@ -81,6 +81,34 @@ def test_cancel_wins_over_a_worker_that_starts_later(redis_url: str) -> None:
     store.set_stage("j4", Stage.classify, StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow()))
     assert to_public(store.get("j4")).status == Status.canceled
     assert store.stats().jobs_finished[Status.canceled] == 1  # counted once
+
+
+CLASSIFIED = {"label": "Front Normal", "confidence": 0.9, "probabilities": {"Front Normal": 0.9}, "model": "fast", "model_version": "7"}
+
+
+def test_a_job_canceled_while_its_only_stage_runs_stays_canceled(redis_url: str) -> None:
+    """A client told `canceled` (and its webhook) must not later read `succeeded`; the result is kept."""
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    store.create(_meta("j6", stages=[Stage.classify]))
+    store.set_stage("j6", Stage.classify, StageState(status=Status.running, attempts=1, started_at=utcnow()))
+    assert to_public(store.cancel("j6")).status == Status.canceled
+    done = StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())
+    assert store.set_stage("j6", Stage.classify, done, CLASSIFIED)
+    record = store.get("j6")
+    assert to_public(record).status == Status.canceled
+    assert record.results[Stage.classify] == CLASSIFIED
+    stats = store.stats()
+    assert stats.jobs_finished[Status.canceled] == 1 and stats.jobs_finished[Status.succeeded] == 0
+
+
+def test_canceling_a_finished_job_changes_nothing(redis_url: str) -> None:
+    """The gateway checks before it cancels, but a job may finish in between: the cancel must not flip it."""
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    store.create(_meta("j7", stages=[Stage.classify]))
+    done = StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())
+    store.set_stage("j7", Stage.classify, done, CLASSIFIED)
+    assert to_public(store.cancel("j7")).status == Status.succeeded
+    assert not store.get("j7").canceled
 
 
 def test_nothing_is_written_for_an_expired_job(redis_url: str) -> None:

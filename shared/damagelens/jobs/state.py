@@ -78,6 +78,11 @@ def links(job_id: str) -> JobLinks:
 
 
 def derive_status(stages: list[StageState], canceled: bool) -> Status:
+    """`canceled` is set only on a job that had not finished, and it wins for good: a stage that was
+    running at the cancel still writes its result, but the job never turns `succeeded` or `failed`
+    after clients (and webhooks) were told `canceled`."""
+    if canceled:
+        return Status.canceled
     statuses = [s.status for s in stages]
     if all(s in TERMINAL for s in statuses):
         if Status.failed in statuses:
@@ -85,8 +90,6 @@ def derive_status(stages: list[StageState], canceled: bool) -> Status:
         if Status.canceled in statuses:
             return Status.canceled
         return Status.succeeded
-    if canceled:
-        return Status.canceled
     if all(s == Status.queued for s in statuses):
         return Status.queued
     return Status.running

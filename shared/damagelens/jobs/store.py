@@ -40,17 +40,26 @@ redis.call('PUBLISH', ARGV[9], ARGV[7])
 return 1
 """
 
+# A job that has already finished is left as it is (0); otherwise the flag makes it `canceled` for
+# good, whatever its running stages write later (their results are still kept).
 _CANCEL = """
 if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return -1 end
-redis.call('HSET', KEYS[1], 'canceled', '1', 'updated_at', ARGV[1])
+local stages = {}
+local unfinished = false
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, 6) == 'stage:' then
     local state = cjson.decode(redis.call('HGET', KEYS[1], field))
-    if state['status'] == 'queued' then
-      state['status'] = 'canceled'
-      state['finished_at'] = ARGV[1]
-      redis.call('HSET', KEYS[1], field, cjson.encode(state))
-    end
+    stages[field] = state
+    if state['status'] == 'queued' or state['status'] == 'running' then unfinished = true end
+  end
+end
+if not unfinished then return 0 end
+redis.call('HSET', KEYS[1], 'canceled', '1', 'updated_at', ARGV[1])
+for field, state in pairs(stages) do
+  if state['status'] == 'queued' then
+    state['status'] = 'canceled'
+    state['finished_at'] = ARGV[1]
+    redis.call('HSET', KEYS[1], field, cjson.encode(state))
   end
 end
 redis.call('PUBLISH', ARGV[3], ARGV[2])

@@ -11,8 +11,8 @@ from PIL import Image
 from damagelens.imaging import load_upright_rgb
 from damagelens.schemas import Stage, StageTask
 from damagelens.settings import get_settings
-from damagelens_worker.stages.assess import assess
-from damagelens_worker.stages.detect import detect
+from damagelens_worker.stages.assess import assess, assess_batch
+from damagelens_worker.stages.detect import detect, detect_batch
 
 pytestmark = pytest.mark.slow
 MAX_PIXELS = 40_000_000
@@ -68,3 +68,27 @@ def test_assess_on_the_working_size_copy_reports_original_pixels(big_photo: byte
     boxes = np.array([d["box"] for d in capped.result["damages"]]).reshape(-1, 4)
     assert (boxes[:, 2] <= 3200).all() and (boxes[:, 3] <= 2400).all()
     assert Image.open(io.BytesIO(capped.artifacts["assessment.jpg"][0])).size == (800, 600)
+
+
+@pytest.mark.parametrize(
+    ("stage", "single", "batch", "regions"),
+    [(Stage.detect, detect, detect_batch, "detections"), (Stage.assess, assess, assess_batch, "damages")],
+)
+def test_the_batched_path_answers_in_original_pixels_like_the_single_one(big_photo: bytes, stage, single, batch, regions: str) -> None:
+    """A micro-batching worker (DAMAGELENS_BATCH_SIZE > 1) stores what the plain task stores, in the photo's pixels.
+    A batch is letterboxed to one shape, so confidences move a little: the regions are compared by place (IoU ≥ 0.5;
+    boxes left at the working size would overlap their full-size selves by less than 0.1); regions within 0.05 of the
+    confidence threshold may come and go, as in `_same_regions`."""
+    threshold = get_settings().detect_conf if stage == Stage.detect else get_settings().assess_conf
+    payload = StageTask(job_id="j", stage=stage, model="fast", input_key="k")
+    image = load_upright_rgb(big_photo, MAX_PIXELS, max_side=1280)
+    one = single(payload, image).result
+    assert one[regions]
+    for batched in (out.result for out in batch([(payload, image), (payload, image)])):
+        assert (batched["image_width"], batched["image_height"]) == (3200, 2400)
+        assert batched[regions]
+        for region in (r for r in batched[regions] if r["confidence"] >= threshold + 0.05):
+            assert max(_iou(region["box"], other["box"]) for other in one[regions]) >= 0.5, region
+            assert region["box_normalized"] == pytest.approx(
+                [v / s for v, s in zip(region["box"], (3200, 2400, 3200, 2400), strict=True)], abs=1e-4
+            )

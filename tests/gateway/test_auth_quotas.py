@@ -93,6 +93,18 @@ def test_burst_over_the_rate_gets_429_with_retry_after(secured: TestClient) -> N
     assert _submit(secured, _key(secured, "other")).status_code == 202  # buckets are per key
 
 
+def test_a_retried_submit_replays_even_when_the_bucket_is_empty(secured: TestClient) -> None:
+    """A client that timed out and retries with its Idempotency-Key gets its job back, not 429, and spends no token."""
+    headers = _key(secured, "retrying", rate="2/min")
+    first = _submit(secured, {**headers, "Idempotency-Key": "claim-7"})
+    assert _submit(secured, headers).status_code == 202  # the bucket is now empty
+    assert _submit(secured, headers).status_code == 429
+    retried = _submit(secured, {**headers, "Idempotency-Key": "claim-7"})
+    assert retried.status_code == 202 and retried.headers["idempotent-replayed"] == "true"
+    assert retried.json()["id"] == first.json()["id"]
+    assert len(secured.app.state.jobs.client.keys("damagelens:job:*")) == 2
+
+
 def test_cap_on_unfinished_jobs_per_key(secured: TestClient) -> None:
     headers = _key(secured, "capped", max_queued=2)
     assert [_submit(secured, headers).status_code for _ in range(2)] == [202, 202]

@@ -3,14 +3,17 @@ a different body, and concurrent duplicates that must make exactly one job."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from damagelens.settings import Settings
 from damagelens_gateway.app import create_app
+from damagelens_gateway.idempotency import PENDING_SECONDS, PREFIX, Idempotency
 from tests.support import images
 from tests.support.servers import ThreadedApp
 
@@ -70,3 +73,20 @@ def test_twenty_parallel_posts_with_one_key_make_one_job(s3_settings: Settings) 
     state = app.state
     assert len(state.jobs.client.keys("damagelens:job:*")) == 1
     assert state.dispatcher.queue_lengths() == {"classify": 1, "explain": 1, "detect": 1, "assess": 1}
+
+
+def test_a_claim_left_by_a_dead_gateway_expires_long_before_the_answer_ttl(redis_url: str) -> None:
+    """While the first request runs, its key is held only for PENDING_SECONDS (a gateway killed mid-submit
+    must not block the client's retries for the whole day the answers are kept)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    idempotency = Idempotency(client, ttl_seconds=86_400)
+    seen: list[int] = []
+
+    async def produce() -> tuple[int, str, dict[str, str]]:
+        seen.append(client.ttl(f"{PREFIX}owner:k-ttl"))
+        return 202, "{}", {}
+
+    response = asyncio.run(idempotency.run("k-ttl", "owner", "hash", produce))
+    assert response.status_code == 202
+    assert 0 < seen[0] <= PENDING_SECONDS < 86_400
+    assert client.ttl(f"{PREFIX}owner:k-ttl") > PENDING_SECONDS  # the stored answer keeps the full TTL

@@ -3,7 +3,9 @@
 The first request claims the key with an atomic `SET NX` and stores its 202 answer; a duplicate
 that arrives meanwhile waits for that answer. The fingerprint is a hash of what the request
 means (form fields and file bytes), not of its raw bytes, because clients pick a new multipart
-boundary on every retry. A failed first request releases the key so the client can retry.
+boundary on every retry. A failed first request releases the key so the client can retry; the
+claim itself lives only `PENDING_SECONDS`, so a gateway that dies mid-submit does not block the key
+for the whole TTL.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 import redis
@@ -19,11 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from damagelens_gateway.errors import ApiError
 
+log = logging.getLogger(__name__)
 PREFIX = "damagelens:idempotency:"
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 WAIT_FOR_FIRST_SECONDS = 60.0
+PENDING_SECONDS = int(2 * WAIT_FOR_FIRST_SECONDS)  # a submit takes seconds; a claim older than this is orphaned
 POLL_SECONDS = 0.05
 
 Produce = Callable[[], Awaitable[tuple[int, str, dict[str, str]]]]
@@ -51,7 +56,7 @@ class Idempotency:
         pending = json.dumps({"state": "pending", "hash": request_hash})
         deadline = asyncio.get_running_loop().time() + WAIT_FOR_FIRST_SECONDS
         while True:
-            if await run_in_threadpool(self.client.set, slot, pending, nx=True, ex=self.ttl):
+            if await run_in_threadpool(self.client.set, slot, pending, nx=True, ex=min(self.ttl, PENDING_SECONDS)):
                 return await self._first(slot, request_hash, produce)
             raw = await run_in_threadpool(self.client.get, slot)
             if raw is not None:
@@ -72,10 +77,18 @@ class Idempotency:
         try:
             status, body, headers = await produce()
         except BaseException:
-            await run_in_threadpool(self.client.delete, slot)
+            try:
+                await run_in_threadpool(self.client.delete, slot)
+            except redis.RedisError as exc:  # the claim expires on its own; the request's own error matters more
+                log.warning("idempotency claim not released", extra={"error": str(exc)})
             raise
         done = {"state": "done", "hash": request_hash, "status": status, "body": body, "headers": headers}
-        await run_in_threadpool(self.client.set, slot, json.dumps(done), ex=self.ttl)
+        try:
+            await run_in_threadpool(self.client.set, slot, json.dumps(done), ex=self.ttl)
+        except redis.RedisError as exc:
+            # The job exists: answering 503 "nothing was queued" would be false. A retry after the claim
+            # expires may make a second job; that is logged here, and the answer is still the truth.
+            log.warning("idempotent answer not stored; a late retry may submit again", extra={"error": str(exc)})
         return _response(status, body, headers)
 
 

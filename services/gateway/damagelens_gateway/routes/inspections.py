@@ -58,10 +58,11 @@ async def create_inspection(
         total += len(data)
         inspections.check_batch(len(uploads), total, services)
         photos.append((data, upload.filename or ""))
-    await run_in_threadpool(services.admission.take_token, caller)
-    await run_in_threadpool(services.admission.check_queues, stages)
 
     async def produce() -> tuple[int, str, dict[str, str]]:
+        # Rate limit and queue room only for a request that makes jobs: a retried submit replays its answer.
+        await run_in_threadpool(services.admission.take_token, caller)
+        await run_in_threadpool(services.admission.check_queues, stages)
         accepted = await run_in_threadpool(
             inspections.submit_inspection,
             photos=photos,
@@ -77,7 +78,8 @@ async def create_inspection(
 
     hook = f"{webhook.url} {','.join(webhook.events)}" if webhook else None
     names = [name for _, name in photos]
-    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, reference, hook, *(d for d, _ in photos), *names)
+    parts = (model, ",".join(s.value for s in stages), cam_method, reference, hook, *(d for d, _ in photos), *names)
+    request_hash = await run_in_threadpool(fingerprint, *parts)  # up to 200 MB of photos: off the event loop
     return await services.idempotency.run(idempotency_key, caller.owner, request_hash, produce)
 
 

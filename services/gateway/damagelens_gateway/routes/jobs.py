@@ -59,16 +59,17 @@ async def create_job(
     stages = parse_tasks(tasks)
     webhook = parse_webhook(webhook_url, webhook_events, JOB_EVENTS, caller.webhook_secret, services.settings)
     data, filename = await read_upload(image, file, services.settings.max_upload_bytes)
-    await run_in_threadpool(services.admission.take_token, caller)
-    await run_in_threadpool(services.admission.check_queues, stages)
 
     async def produce() -> tuple[int, str, dict[str, str]]:
+        # Rate limit and queue room only for a request that makes a job: a retried submit replays its answer.
+        await run_in_threadpool(services.admission.take_token, caller)
+        await run_in_threadpool(services.admission.check_queues, stages)
         job_id = await run_in_threadpool(submit_owned_job, services, caller, data, filename, model, stages, cam_method, webhook)
         body = JobAccepted(id=job_id, status=Status.queued, links=links(job_id))
         return 202, body.model_dump_json(), {"Location": body.links.self}
 
     hook = f"{webhook.url} {','.join(webhook.events)}" if webhook else None
-    request_hash = fingerprint(model, ",".join(s.value for s in stages), cam_method, data, filename, hook)
+    request_hash = await run_in_threadpool(fingerprint, model, ",".join(s.value for s in stages), cam_method, data, filename, hook)
     return await services.idempotency.run(idempotency_key, caller.owner, request_hash, produce)
 
 
@@ -130,6 +131,7 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep, caller: Calle
         current = first
         idle = 0.0
         with events.watch(job_id) as changed:
+            changed.set()  # read once more: a change between `first` and the watch was announced to no one here
             while True:
                 body = current.model_dump_json()
                 if body != last:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -99,6 +102,65 @@ def test_oversized_body_is_refused_from_its_content_length(s3_settings: Settings
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "upload_too_large"
         _nothing_enqueued(client.app.state)
+
+
+def _multipart(boundary: str, payload: bytes) -> bytes:
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="c.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    return head.encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(s3_settings: Settings) -> None:
+    """Chunked transfer declares no length: the gateway counts the body as the server hands it over and
+    stops at the limit instead of spooling any size to disk. Driven through the app's ASGI interface,
+    the way a server feeds a chunked request (the test client would buffer the whole body first)."""
+    settings = s3_settings.model_copy(update={"max_upload_bytes": 10_000})
+    app = create_app(settings)
+    body = _multipart("b0undary", b"\xff" * 2_000_000)
+    chunks = [body[i : i + 10_000] for i in range(0, len(body), 10_000)]
+    handed: list[int] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        handed.append(1)
+        i = len(handed) - 1
+        if i < len(chunks):
+            return {"type": "http.request", "body": chunks[i], "more_body": i < len(chunks) - 1}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/jobs",
+        "raw_path": b"/v1/jobs",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b0undary"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [413]
+    assert (
+        json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))["error"]["code"] == "upload_too_large"
+    )
+    assert len(handed) <= 8 < len(chunks)  # ≈ 75 kB read of 2 MB
+
+
+def test_a_chunked_upload_within_the_limit_is_accepted(client: TestClient) -> None:
+    def chunked():
+        body = _multipart("b0undary", images.jpeg(64, 48))
+        yield from (body[i : i + 500] for i in range(0, len(body), 500))
+
+    response = client.post("/v1/jobs", content=chunked(), headers={"content-type": "multipart/form-data; boundary=b0undary"})
+    assert response.status_code == 202, response.text
 
 
 def test_default_limit_is_20_mb(client: TestClient) -> None:

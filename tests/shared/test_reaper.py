@@ -279,3 +279,40 @@ def test_the_audit_resends_a_queued_stage_whose_message_exists_nowhere(redis_url
     [resent] = [p for p in dispatcher.waiting() if p["stage"] == "explain"]
     assert resent["cam_method"] == "hirescam"
     assert reaper.audit({}) == [] and store.stats().messages_resent == 1  # now it waits in its queue
+
+
+def test_the_audit_resends_a_stage_whose_retry_could_not_be_published(redis_url: str) -> None:
+    """A worker hit a transient error, handed the stage over to its retry (`running`, no worker, out of
+    the running index), and the broker refused the retry: the stage is sent again, its retry counted.
+    A stage held by a live worker is left alone."""
+    from datetime import timedelta
+
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = _settings(redis_url=redis_url)
+    store = JobStore.from_url(redis_url, ttl_seconds=300)
+    old = utcnow() - timedelta(minutes=5)
+    for job_id in ("handed", "held"):
+        meta = JobMeta(
+            id=job_id,
+            model="fast",
+            tasks=[Stage.classify],
+            created_at=old,
+            input_key=f"jobs/{job_id}/input.jpg",
+            filename="c.jpg",
+            content_type="image/jpeg",
+            width=1,
+            height=1,
+        )
+        store.create(meta)
+    started = StageState(status=Status.running, attempts=1, started_at=old)
+    store.set_stage("handed", Stage.classify, started.model_copy(update={"retries": 1}))  # what the hand-over writes
+    task = StageTask(job_id="held", stage=Stage.classify, model="fast", input_key="jobs/held/input.jpg")
+    store.set_stage("held", Stage.classify, started.model_copy(update={"worker": "w1/1"}), task=task.model_dump(mode="json"))
+    beats = {"w1": WorkerBeat(worker="w1", at=utcnow(), holding=[stage_ref("held", "classify")])}
+    dispatcher = Dispatcher(settings)
+    reaper = Reaper(store, dispatcher, settings)
+    assert reaper.audit(beats) == []
+    assert reaper.audit(beats) == [("handed", Stage.classify)]
+    assert [p["job_id"] for p in dispatcher.waiting()] == ["handed"]
+    assert store.get("handed").stages[Stage.classify].retries == 1  # the retry stays counted for the attempt limit

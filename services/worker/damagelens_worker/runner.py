@@ -174,9 +174,11 @@ def _succeed(payload: StageTask, state: StageState, output: StageOutput, batch_s
 
 
 def _hand_over_to_retry(payload: StageTask, kind: str) -> None:
-    """Best effort: count the retry and drop this worker's hold on the stage, so the reaper leaves
-    the retry (which may wait in a queue or in another worker's memory) alone. If Redis is the
-    thing that is down, neither happens and the reaper re-enqueues the stage should the retry be lost."""
+    """Best effort: count the retry and drop this worker's hold on the stage (it stays `running`, with
+    no worker), so the reaper leaves the retry alone while its message exists (in a queue or in another
+    worker's memory) and its audit sends the stage again if the retry could not be published at all.
+    If Redis is the thing that is down, nothing is written and the reaper re-enqueues the stage should
+    the retry be lost."""
     try:
         jobs = job_store()
         jobs.count_retry(kind)
@@ -322,7 +324,7 @@ def _guarded(task: BatchTask, item: _Item, step: Callable[[], None]) -> None:
         try:
             task.retry_request(item.request, item.payload, backoff_seconds(item.retries))
             item.outcome = {"retry": item.retries + 1}
-        except Exception as publish_exc:  # noqa: BLE001  (broker away too: the reaper re-enqueues the stage)
+        except Exception as publish_exc:  # noqa: BLE001  (broker away too: the reaper's audit sends the stage again)
             log.error("could not publish the retry", extra={"stage": item.payload.stage.value, "error": str(publish_exc)})
             item.outcome = {"retry_lost": str(publish_exc)}
     except Exception as exc:  # noqa: BLE001

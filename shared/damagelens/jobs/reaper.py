@@ -161,12 +161,13 @@ class Reaper:
         return reaped
 
     def audit(self, beats: dict[str, WorkerBeat]) -> list[tuple[str, Stage]]:
-        """Send again the task of a `queued` stage whose message exists nowhere: not waiting in its
-        queue, not taken by any worker, not held. kombu's Redis transport pops a message and then
-        records it as unacknowledged in a second step; a Redis restart (or a worker killed) between
-        the two loses the message. Also covers a gateway killed between storing a job and
-        enqueuing it. A stage must be missing in two audits in a row (a message in flight is
-        never missing that long)."""
+        """Send again the task of a `queued` stage, or of a stage handed over to its retry (`running`
+        with no worker), whose message exists nowhere: not waiting in its queue, not taken by any
+        worker, not held. kombu's Redis transport pops a message and then records it as
+        unacknowledged in a second step; a Redis restart (or a worker killed) between the two loses
+        the message. Also covers a gateway killed between storing a job and enqueuing it, and a
+        retry that could not be published. A stage must be missing in two audits in a row (a
+        message in flight is never missing that long)."""
         present = {ref for beat in beats.values() for ref in beat.holding}
         present |= {stage_ref(m.payload["job_id"], m.payload["stage"]) for m in self.broker.unacked() if m.payload}
         present |= {stage_ref(p["job_id"], p["stage"]) for p in self.broker.waiting()}
@@ -181,7 +182,8 @@ class Reaper:
             if record.canceled or meta.created_at.timestamp() > cutoff:
                 continue
             for stage, state in record.stages.items():
-                if state.status == Status.queued and stage_ref(meta.id, stage.value) not in present:
+                waiting = state.status == Status.queued or (state.status == Status.running and state.worker is None)
+                if waiting and stage_ref(meta.id, stage.value) not in present:
                     task = StageTask(job_id=meta.id, stage=stage, model=meta.model, input_key=meta.input_key, cam_method=meta.cam_method)
                     missing[(meta.id, stage)] = task
         resent = [key for key in missing if key in self._missing]

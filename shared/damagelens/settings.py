@@ -109,7 +109,9 @@ class Settings(BaseSettings):
     )
     webhook_max_attempts: int = Field(8, ge=1, description="Deliveries tried per event before giving up.")
     webhook_retry_base_seconds: float = Field(
-        30.0, gt=0, description="First retry delay; doubles each time (8 attempts at 30 s span about an hour)."
+        30.0,
+        gt=0,
+        description="First retry delay; doubles each time, capped at half the visibility timeout (8 attempts at 30 s span about 23 min).",
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Connect and answer timeout of one delivery.")
     max_queue_depth: int = Field(

@@ -152,3 +152,34 @@ def test_submit_refuses_a_webhook_that_can_never_be_sent(s3_settings: Settings) 
         bad_event = client.post("/v1/jobs", files=upload, data={"webhook_url": "https://h.example.test/", "webhook_events": "job.done"})
         assert bad_event.status_code == 422 and bad_event.json()["error"]["code"] == "unknown_webhook_event"
         assert client.app.state.jobs.client.keys("damagelens:job:*") == []
+
+
+def test_retry_delays_double_but_stay_under_the_brokers_redelivery() -> None:
+    """A retry held past the visibility timeout would be handed to a second worker and POSTed twice."""
+    from damagelens_worker.notify import retry_delay
+
+    delays = [retry_delay(n, 30.0, 600) for n in range(1, 8)]
+    assert delays == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0, 300.0]
+    assert sum(delays) == 1350.0  # about 23 min from the first attempt to the eighth
+
+
+def test_a_webhook_is_retried_not_dropped_while_the_job_store_is_away(monkeypatch) -> None:
+    """Redis refuses connections (nothing listens on the port): the task retries instead of failing
+    (which would drop the event), and gives up after the usual number of attempts. Run eagerly: Celery
+    re-runs a retried eager task at once, so the whole chain runs inside this call."""
+    import socket
+
+    from damagelens_worker import notify, runner
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: connections to it are refused
+    monkeypatch.setenv("DAMAGELENS_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setenv("DAMAGELENS_WEBHOOK_MAX_ATTEMPTS", "3")
+    runner.job_store.cache_clear()
+    try:
+        payload = {"kind": "job", "id": "j-away", "event": "job.succeeded", "webhook_id": "msg_j-away_job.succeeded"}
+        result = notify.notify_task.apply(args=[payload]).get()
+    finally:
+        runner.job_store.cache_clear()
+    assert result == {"delivered": False, "attempts": 3}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from damagelens.inspections import InspectionNotFound, read_public
 from damagelens.jobs import JobNotFound
 from damagelens.logs import job_id_var
@@ -47,47 +49,69 @@ def _record(task: NotifyTask, result: WebhookAttempt) -> None:
         inspection_store().record_webhook_attempt(task.id, result)
 
 
-def retry_delay(number: int, base: float) -> float:
-    """Attempt n waits base·2^(n-1): with 30 s and 8 attempts the last goes out about an hour later."""
-    return base * 2 ** (number - 1)
+def retry_delay(number: int, base: float, visibility_timeout: float) -> float:
+    """Attempt n waits base·2^(n-1), at most half the broker's visibility timeout: a worker holds a
+    retry unacknowledged until its countdown ends, and the Redis transport hands a message held longer
+    than that timeout to a second worker, which would POST the same event twice. With 30 s, 8 attempts
+    and the default 600 s timeout the last goes out about 23 min after the first."""
+    return min(base * 2 ** (number - 1), visibility_timeout / 2)
+
+
+REDIS_RETRY_SECONDS = 5.0
 
 
 @app.task(name=NOTIFY_TASK, bind=True, max_retries=None)
 def notify_task(self, payload: dict) -> dict:
     task = NotifyTask.model_validate(payload)
-    settings = get_settings()
     token = job_id_var.set(task.id)
     try:
-        try:
-            loaded = _load(task)
-        except (JobNotFound, InspectionNotFound):
-            return {"skipped": "expired"}
-        url, owner, data = loaded
-        secret = signing_secret(owner, job_store(), settings.webhook_secret)
-        if not url or not secret:
-            return {"skipped": "no webhook"}
+        return _deliver(self, task)
+    except redis.RedisError as exc:
+        # The job store is away: nothing was sent or recorded, so try again shortly rather than drop the
+        # event. The delivery counts this as an attempt number, so the attempts stay bounded.
         number = self.request.retries + 1
-        result = attempt(
-            url=url,
-            body=data,
-            secret=secret,
-            msg_id=task.webhook_id,
-            number=number,
-            allow_http=settings.webhook_allow_http,
-            allowlist=settings.webhook_allowlist,
-            timeout=settings.webhook_timeout_seconds,
-        )
-        _record(task, result)
-        delivered = result.status_code is not None and 200 <= result.status_code < 300
-        log.info(
-            "webhook attempt",
-            extra={"event": task.event, "attempt": number, "status_code": result.status_code, "error": result.error},
-        )
-        if delivered or result.refused:
-            return {"delivered": delivered, "attempts": number}
-        if number >= settings.webhook_max_attempts:
-            log.warning("webhook given up", extra={"event": task.event, "attempts": number})
+        if number >= get_settings().webhook_max_attempts:
+            log.error("webhook given up: the job store stayed unreachable", extra={"event": task.event, "error": str(exc)})
             return {"delivered": False, "attempts": number}
-        raise self.retry(countdown=retry_delay(number, settings.webhook_retry_base_seconds))
+        log.warning("job store unreachable; webhook retried", extra={"event": task.event, "error": str(exc)})
+        raise self.retry(countdown=REDIS_RETRY_SECONDS) from exc
     finally:
         job_id_var.reset(token)
+
+
+def _deliver(self, task: NotifyTask) -> dict:
+    settings = get_settings()
+    try:
+        loaded = _load(task)
+    except (JobNotFound, InspectionNotFound):
+        return {"skipped": "expired"}
+    url, owner, data = loaded
+    secret = signing_secret(owner, job_store(), settings.webhook_secret)
+    if not url or not secret:
+        return {"skipped": "no webhook"}
+    number = self.request.retries + 1
+    result = attempt(
+        url=url,
+        body=data,
+        secret=secret,
+        msg_id=task.webhook_id,
+        number=number,
+        allow_http=settings.webhook_allow_http,
+        allowlist=settings.webhook_allowlist,
+        timeout=settings.webhook_timeout_seconds,
+    )
+    try:
+        _record(task, result)
+    except redis.RedisError as exc:  # sent already: retrying for the record would POST the event again
+        log.warning("webhook attempt not recorded: the job store is unreachable", extra={"event": task.event, "error": str(exc)})
+    delivered = result.status_code is not None and 200 <= result.status_code < 300
+    log.info(
+        "webhook attempt",
+        extra={"event": task.event, "attempt": number, "status_code": result.status_code, "error": result.error},
+    )
+    if delivered or result.refused:
+        return {"delivered": delivered, "attempts": number}
+    if number >= settings.webhook_max_attempts:
+        log.warning("webhook given up", extra={"event": task.event, "attempts": number})
+        return {"delivered": False, "attempts": number}
+    raise self.retry(countdown=retry_delay(number, settings.webhook_retry_base_seconds, settings.visibility_timeout_seconds))

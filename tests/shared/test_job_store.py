@@ -142,3 +142,26 @@ def test_cancel_marks_queued_stages(redis_url: str) -> None:
     public = to_public(store.cancel("j2"))
     assert public.status == Status.canceled
     assert all(s.status == Status.canceled for s in public.stages.values())
+
+
+def test_a_finish_announcement_the_broker_refused_is_kept_for_the_reaper(redis_url: str) -> None:
+    """`on_finished` queues webhooks; when the broker refuses, the finished job is marked instead of the
+    webhook being lost, and `announce_again` (what the reaper's audit calls) sends it once it can."""
+    store = JobStore.from_url(redis_url, ttl_seconds=120)
+    announced: list[Status] = []
+
+    def on_finished(record, status: Status) -> None:
+        announced.append(status)
+        if len(announced) == 1:
+            raise ConnectionRefusedError("broker away")
+
+    store.on_finished = on_finished
+    store.create(_meta("j8", stages=[Stage.classify]))
+    done = StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())
+    assert store.set_stage("j8", Stage.classify, done, CLASSIFIED)  # written, though its announcement failed
+    assert store.get("j8").announce_pending
+    assert store.stats().jobs_finished[Status.succeeded] == 1
+    assert store.announce_again("j8")
+    assert announced == [Status.succeeded, Status.succeeded]
+    assert not store.get("j8").announce_pending
+    assert not store.announce_again("j8") and len(announced) == 2

@@ -7,6 +7,7 @@ against real workers).
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -17,9 +18,10 @@ from damagelens.jobs import JobMeta, JobStore
 from damagelens.jobs.liveness import Heartbeat, WorkerBeat, heartbeat_key, live_workers, publish_beat, stage_ref
 from damagelens.jobs.reaper import LOCK_KEY, Reaper
 from damagelens.jobs.state import utcnow
-from damagelens.jobs.store import EVENTS_CHANNEL
+from damagelens.jobs.store import EVENTS_CHANNEL, redis_client
 from damagelens.schemas import Stage, StageState, StageTask, Status
 from damagelens.settings import Settings
+from damagelens.tasks import NOTIFY_TASK
 
 pytestmark = pytest.mark.integration
 
@@ -316,3 +318,53 @@ def test_the_audit_resends_a_stage_whose_retry_could_not_be_published(redis_url:
     assert reaper.audit(beats) == [("handed", Stage.classify)]
     assert [p["job_id"] for p in dispatcher.waiting()] == ["handed"]
     assert store.get("handed").stages[Stage.classify].retries == 1  # the retry stays counted for the attempt limit
+
+
+def test_the_audit_queues_a_finish_webhook_the_broker_had_refused(redis_url: str) -> None:
+    """A job finished while the broker refused its webhook task (marked `announce_pending`): the
+    reaper's audit queues it on the real broker, once."""
+    from damagelens.inspections.store import InspectionStore
+    from damagelens.webhooks.trigger import FinishNotifier
+    from damagelens_gateway.dispatch import Dispatcher
+
+    settings = _settings(redis_url=redis_url)
+    store = JobStore.from_url(redis_url, ttl_seconds=300)
+    dispatcher = Dispatcher(settings)
+    store.on_finished = FinishNotifier(store, InspectionStore(store.client, 300), dispatcher.notify)
+    meta = JobMeta(
+        id="unannounced",
+        model="fast",
+        tasks=[Stage.classify],
+        created_at=utcnow(),
+        input_key="jobs/unannounced/input.jpg",
+        filename="c.jpg",
+        content_type="image/jpeg",
+        width=1,
+        height=1,
+        webhook_url="https://claims.example.com/hook",
+        webhook_events=["job.succeeded"],
+    )
+    store.create(meta)
+    store.on_finished, notifier = None, store.on_finished  # finish it with no announcement, then mark it as refused
+    store.set_stage(
+        "unannounced", Stage.classify, StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())
+    )
+    store.client.hset(store.key("unannounced"), "announce_pending", "1")
+    store.on_finished = notifier
+    broker = redis_client(settings.effective_broker_url)
+    before = broker.llen("notify")
+    reaper = Reaper(store, dispatcher, settings)
+    reaper.audit({})
+    assert broker.llen("notify") == before + 1
+    message = json.loads(broker.lrange("notify", 0, 0)[0])
+    body = base64.b64decode(message["body"]) if message["properties"].get("body_encoding") == "base64" else message["body"]
+    assert message["headers"]["task"] == NOTIFY_TASK
+    assert json.loads(body)[0][0] == {
+        "kind": "job",
+        "id": "unannounced",
+        "event": "job.succeeded",
+        "webhook_id": "msg_job_unannounced_succeeded",
+    }
+    assert not store.get("unannounced").announce_pending
+    reaper.audit({})
+    assert broker.llen("notify") == before + 1  # not queued twice

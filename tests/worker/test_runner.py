@@ -7,6 +7,7 @@ exercised in tests/e2e.
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -190,3 +191,34 @@ def test_canceled_and_expired_jobs_are_skipped(env) -> None:
     assert not runner.object_store().exists("jobs/cancel/out.png")
     gone = {**payload, "job_id": "gone"}
     assert runner.run_stage(TaskDouble(), gone, _ok) == {"skipped": "job_not_found"}
+
+
+def test_a_redelivery_finalizes_a_job_whose_last_write_landed_but_whose_finalizing_did_not(env) -> None:
+    """The worker's final stage write succeeded, then it died (or Redis timed out) before counting the
+    job and queuing its webhook; acks_late redelivers the task, which finds the stage finished."""
+    payload = _job("half-done", images.jpeg())
+    jobs = runner.job_store()
+    started = StageState(status=Status.running, attempts=1, started_at=utcnow(), worker="dead/1")
+    jobs.set_stage("half-done", Stage.classify, started)
+    done = started.model_copy(update={"status": Status.succeeded, "finished_at": utcnow()})
+    jobs._set_stage(  # the stage write alone, as the Lua script ran it before the process died
+        keys=[jobs.key("half-done"), jobs.running_key(Stage.classify)],
+        args=[
+            "stage:classify",
+            done.model_dump_json(),
+            "result:classify",
+            json.dumps({"size": [1, 1]}),
+            utcnow().isoformat(),
+            jobs.ttl,
+            "half-done",
+            "",
+            "x",
+        ],
+    )
+    before = jobs.stats().jobs_finished[Status.succeeded]
+    assert not jobs.client.hexists(jobs.key("half-done"), "finalized")
+    assert runner.run_stage(TaskDouble(), payload, _ok) == {"skipped": "succeeded"}
+    assert jobs.client.hexists(jobs.key("half-done"), "finalized")
+    assert jobs.stats().jobs_finished[Status.succeeded] == before + 1
+    runner.run_stage(TaskDouble(), payload, _ok)  # a further redelivery counts nothing more
+    assert jobs.stats().jobs_finished[Status.succeeded] == before + 1

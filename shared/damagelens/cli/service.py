@@ -89,9 +89,11 @@ def reaper() -> None:
     import signal
     import threading
 
+    from damagelens.inspections.store import InspectionStore
     from damagelens.jobs import JobStore
     from damagelens.jobs.reaper import Reaper
     from damagelens.logs import configure_logging
+    from damagelens.webhooks.trigger import FinishNotifier
     from damagelens_gateway.dispatch import Dispatcher
 
     settings = get_settings()
@@ -100,7 +102,9 @@ def reaper() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     node = f"{socket.gethostname()}/{os.getpid()}"
-    Reaper(JobStore.from_settings(settings), Dispatcher(settings), settings, node=node, host=socket.gethostname()).run(stop)
+    jobs, dispatcher = JobStore.from_settings(settings), Dispatcher(settings)
+    jobs.on_finished = FinishNotifier(jobs, InspectionStore(jobs.client, settings.job_ttl_seconds), dispatcher.notify)  # for announce_again
+    Reaper(jobs, dispatcher, settings, node=node, host=socket.gethostname()).run(stop)
 
 
 def reaper_ping() -> None:

@@ -78,3 +78,7 @@ class InspectionStore:
     def claim_finish(self, inspection_id: str) -> bool:
         """True once per inspection: the caller announces that it finished."""
         return bool(self.client.set(self.key(inspection_id) + ":finished", "1", nx=True, ex=self.ttl))
+
+    def release_finish(self, inspection_id: str) -> None:
+        """Undo `claim_finish` when the announcement could not be queued."""
+        self.client.delete(self.key(inspection_id) + ":finished")

@@ -179,6 +179,8 @@ class Reaper:
             except JobNotFound:
                 continue
             meta = record.meta
+            if record.announce_pending and self.jobs.announce_again(meta.id):
+                log.warning("queued the finish announcement that had failed", extra={"job_id": meta.id})
             if record.canceled or meta.created_at.timestamp() > cutoff:
                 continue
             for stage, state in record.stages.items():

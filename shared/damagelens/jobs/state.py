@@ -66,6 +66,7 @@ class JobRecord(BaseModel):
     canceled: bool = False
     updated_at: datetime
     webhook_attempts: list[WebhookAttempt] = []
+    announce_pending: bool = False  # finished, but its webhook could not be queued: the reaper's audit tries again
 
 
 def artifact_url(job_id: str, name: str) -> str:

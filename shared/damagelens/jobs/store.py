@@ -10,6 +10,7 @@ on one pub/sub channel, so live-update streams wait instead of polling.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import redis
@@ -19,10 +20,12 @@ from damagelens.jobs.state import JobMeta, JobRecord, derive_status, to_public, 
 from damagelens.schemas import TERMINAL, JobPublic, Stage, StageState, Status, WebhookAttempt
 from damagelens.settings import Settings
 
+log = logging.getLogger(__name__)
 KEY_PREFIX = "damagelens:job:"
 STATS_KEY = "damagelens:stats"
 RUNNING_PREFIX = "damagelens:running:"
 EVENTS_CHANNEL = "damagelens:job-events"
+ANNOUNCE_PENDING = "announce_pending"  # job hash field: finished, webhook not yet queued
 LATENCY_BUCKETS_MS: tuple[float, ...] = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 _SET_STAGE = """
@@ -186,6 +189,7 @@ class JobStore:
             canceled=raw.get("canceled") == "1",
             updated_at=raw.get("updated_at") or utcnow().isoformat(),
             webhook_attempts=attempts,
+            announce_pending=ANNOUNCE_PENDING in raw,
         )
 
     def record_webhook_attempt(self, job_id: str, attempt: WebhookAttempt) -> None:
@@ -230,7 +234,7 @@ class JobStore:
     def cancel(self, job_id: str) -> JobRecord:
         if self._cancel(keys=[self.key(job_id)], args=[utcnow().isoformat(), job_id, EVENTS_CHANNEL]) == -1:
             raise JobNotFound(job_id)
-        self._finalize_if_done(job_id)
+        self.finalize_if_done(job_id)
         return self.get(job_id)
 
     def running(self, stage: Stage) -> list[RunningStage]:
@@ -280,16 +284,37 @@ class JobStore:
                 if ms <= bound:
                     pipe.hincrby(STATS_KEY, f"latency_bucket:{stage.value}:{bound:g}", 1)
         pipe.execute()
-        self._finalize_if_done(job_id)
+        self.finalize_if_done(job_id)
 
-    def _finalize_if_done(self, job_id: str) -> None:
-        """Count each job once, when it first reaches a terminal status."""
+    def finalize_if_done(self, job_id: str) -> None:
+        """Count each job once, when it first reaches a terminal status, and announce it (webhooks).
+        Safe to repeat: a worker whose last write landed but whose finalizing did not (Redis timed out,
+        the process was killed) leaves it to the next delivery of that stage, which calls this again."""
         record = self.get(job_id)
         status = derive_status(list(record.stages.values()), record.canceled)
         if status in TERMINAL and self.client.hsetnx(self.key(job_id), "finalized", "1"):
             self.client.hincrby(STATS_KEY, f"jobs:{status.value}", 1)
-            if self.on_finished is not None:
-                self.on_finished(record, status)
+            self._announce(record, status)
+
+    def announce_again(self, job_id: str) -> bool:
+        """Retry the announcement of a finished job whose webhook could not be queued; True once it was."""
+        record = self.get(job_id)
+        if not record.announce_pending:
+            return False
+        self.client.hdel(self.key(job_id), ANNOUNCE_PENDING)
+        return self._announce(record, derive_status(list(record.stages.values()), record.canceled))
+
+    def _announce(self, record: JobRecord, status: Status) -> bool:
+        if self.on_finished is None:
+            return True
+        try:
+            self.on_finished(record, status)
+            return True
+        except Exception as exc:  # noqa: BLE001  (the broker refused the webhook task: mark it for the reaper)
+            log.warning("could not queue the finish announcement; the reaper retries", extra={"job_id": record.meta.id, "error": str(exc)})
+            if self.client.exists(self.key(record.meta.id)):
+                self.client.hset(self.key(record.meta.id), ANNOUNCE_PENDING, "1")
+            return False
 
     def stats(self) -> ClusterStats:
         raw = {k: float(v) for k, v in self.client.hgetall(STATS_KEY).items()}

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 from damagelens.apikeys import KeyStore
@@ -15,7 +14,6 @@ from damagelens.jobs.state import utcnow
 from damagelens.schemas import TERMINAL, NotifyTask, Status
 from damagelens.webhooks.guard import WebhookRefused, check_url
 
-log = logging.getLogger(__name__)
 JOB_EVENTS = ("job.succeeded", "job.failed", "job.canceled")
 INSPECTION_EVENTS = ("inspection.succeeded", "inspection.failed", "inspection.canceled")
 
@@ -57,15 +55,15 @@ class FinishNotifier:
         self.send = send
 
     def __call__(self, record: JobRecord, status: Status) -> None:
+        """Queue the job's webhook and, when this job was its inspection's last, the inspection's.
+        Raises when the broker refuses: the job store marks the job and the reaper calls this again
+        (the `webhook-id`s are fixed, so a receiver drops a webhook that went out twice)."""
         meta = record.meta
-        try:
-            event = f"job.{status.value}"
-            if meta.webhook_url and event in meta.webhook_events:
-                self.send(NotifyTask(kind="job", id=meta.id, event=event, webhook_id=f"msg_job_{meta.id}_{status.value}"))
-            if meta.inspection_id:
-                self._inspection(meta.inspection_id)
-        except Exception:
-            log.exception("could not queue the webhook", extra={"job_id": meta.id})
+        event = f"job.{status.value}"
+        if meta.webhook_url and event in meta.webhook_events:
+            self.send(NotifyTask(kind="job", id=meta.id, event=event, webhook_id=f"msg_job_{meta.id}_{status.value}"))
+        if meta.inspection_id:
+            self._inspection(meta.inspection_id)
 
     def _inspection(self, inspection_id: str) -> None:
         try:
@@ -83,4 +81,8 @@ class FinishNotifier:
         status = aggregate_status(statuses, meta.canceled)
         event = f"inspection.{status.value}"
         if status in TERMINAL and event in meta.webhook_events and self.inspections.claim_finish(inspection_id):
-            self.send(NotifyTask(kind="inspection", id=inspection_id, event=event, webhook_id=f"msg_inspection_{inspection_id}"))
+            try:
+                self.send(NotifyTask(kind="inspection", id=inspection_id, event=event, webhook_id=f"msg_inspection_{inspection_id}"))
+            except Exception:
+                self.inspections.release_finish(inspection_id)  # so the retry of this announcement can claim it again
+                raise

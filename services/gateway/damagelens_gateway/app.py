@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = app.state.job_events.start()
         yield
         purge.cancel()
+        await asyncio.wait({purge}, timeout=1)  # a sweep already running in its thread finishes on its own
         await app.state.job_events.stop(listener)
 
     app = FastAPI(

@@ -159,4 +159,45 @@ describe('App', () => {
     await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'xyz789'));
     expect(window.location.hash).toBe('#/jobs/xyz789');
   });
+  it('uploads a photo dropped on the drop zone once (the page-wide drop handler must not add it again)', async () => {
+    let posts = 0;
+    routes['POST /v1/jobs'] = () => {
+      posts += 1;
+      return jsonResponse({ id: 'dropped', status: 'queued', links: {} }, 202);
+    };
+    render(<App />);
+    await screen.findByText('untrained');
+    fireEvent.drop(screen.getByTestId('dropzone'), { dataTransfer: { files: [jpeg()] } });
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'dropped'));
+    await act(() => new Promise((r) => setTimeout(r, 50)));
+    expect(posts).toBe(1);
+    expect(screen.getAllByTestId('job-card')).toHaveLength(1);
+  });
+
+  it('opens a removed job again from its recent-jobs link', async () => {
+    window.location.hash = '#/jobs/abc123';
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'abc123'));
+    act(() => FakeEventSource.instances[0].emit('job', makeJob({ id: 'abc123', status: 'running', progress: 0.5 }, { classify: 'running' })));
+    await waitFor(() => expect(within(screen.getByTestId('recent-jobs')).getByRole('link')).toBeInTheDocument());
+    fireEvent.click(screen.getByRole('button', { name: /^Remove .* from the list$/ }));
+    await waitFor(() => expect(screen.queryByTestId('job-card')).toBeNull());
+    fireEvent.click(within(screen.getByTestId('recent-jobs')).getByRole('link'));
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'abc123'));
+  });
+
+  it('submits without a model before /v1/models answers, so the gateway default applies', async () => {
+    let release: (r: Response) => void = () => {};
+    routes['GET /v1/models'] = () => new Promise<Response>((resolve) => (release = resolve));
+    let sent: FormDataEntryValue | null | undefined;
+    routes['POST /v1/jobs'] = (init) => {
+      sent = (init?.body as FormData).get('model');
+      return jsonResponse({ id: 'early', status: 'queued', links: {} }, 202);
+    };
+    render(<App />);
+    upload([jpeg()]);
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'early'));
+    expect(sent).toBeNull();
+    release(jsonResponse(MODELS));
+  });
 });

@@ -127,7 +127,10 @@ export function App() {
   const remove = useCallback((entry: Entry) => {
     if (entry.thumbUrl) URL.revokeObjectURL(entry.thumbUrl);
     setEntries((list) => list.filter((e) => e.key !== entry.key));
-    if (entry.jobId && window.location.hash === jobHash(entry.jobId)) history.replaceState(null, '', '#/');
+    if (entry.jobId && window.location.hash === jobHash(entry.jobId)) {
+      history.replaceState(null, '', '#/');
+      window.dispatchEvent(new HashChangeEvent('hashchange')); // replaceState fires none: the link must open the job again
+    }
   }, []);
 
   const onJobUpdate = useCallback((job: Job) => {
@@ -185,6 +188,7 @@ export function App() {
     };
     const onDragOver = (e: DragEvent) => e.preventDefault();
     const onDrop = (e: DragEvent) => {
+      if (e.defaultPrevented) return; // handled by the drop zone already
       e.preventDefault();
       const files = Array.from(e.dataTransfer?.files ?? []);
       if (files.length) addFiles(files);
@@ -266,7 +270,7 @@ export function App() {
         </main>
         <aside className="side-col card">
           <OpenJobForm onOpen={openById} />
-          <RecentJobs jobs={recent} onClear={() => setRecent([])} />
+          <RecentJobs jobs={recent} onClear={() => setRecent([])} onOpen={openById} />
         </aside>
       </div>
     </>

@@ -45,7 +45,7 @@ export function OpenJobForm({ onOpen }: { onOpen: (id: string) => void }) {
   );
 }
 
-export function RecentJobs({ jobs, onClear }: { jobs: RecentJob[]; onClear: () => void }) {
+export function RecentJobs({ jobs, onClear, onOpen }: { jobs: RecentJob[]; onClear: () => void; onOpen?: (id: string) => void }) {
   return (
     <section className="recent" aria-labelledby="recent-heading">
       <div className="section-head">
@@ -62,7 +62,15 @@ export function RecentJobs({ jobs, onClear }: { jobs: RecentJob[]; onClear: () =
         <ul className="recent-list" data-testid="recent-jobs">
           {jobs.map((j) => (
             <li key={j.id}>
-              <a href={jobHash(j.id)} className="recent-link">
+              <a
+                href={jobHash(j.id)}
+                className="recent-link"
+                onClick={(e) => {
+                  if (!onOpen || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return; // new tab etc.: the plain link
+                  e.preventDefault();
+                  onOpen(j.id); // also when the address already shows this job (a plain link would do nothing)
+                }}
+              >
                 <span className="recent-name">{j.filename || `job ${shortId(j.id)}`}</span>
                 <span className="muted small">
                   {j.label ? `${j.label} · ` : ''}

@@ -13,6 +13,7 @@ export function UploadZone({ limits, onFiles }: Props) {
 
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
+    e.stopPropagation(); // the page-wide drop handler would add the same files a second time
     setOver(false);
     const files = Array.from(e.dataTransfer?.files ?? []);
     if (files.length) onFiles(files);

@@ -20,7 +20,7 @@ export interface ModelsState {
 export function useModels(): ModelsState {
   const [state, setState] = useState<Omit<ModelsState, 'reload'>>({
     models: FALLBACK_MODELS,
-    defaultModel: 'accurate',
+    defaultModel: '', // until /v1/models answers, submit without `model`: the gateway's default applies
     limits: DEFAULT_LIMITS,
     loaded: false,
     error: null,
@@ -34,7 +34,7 @@ export function useModels(): ModelsState {
       (res) => {
         const classify = (res.models ?? []).filter((m) => m.task === 'classify');
         const models = classify.length ? classify : FALLBACK_MODELS;
-        const def = models.some((m) => m.name === res.default) ? res.default : models[models.length - 1].name;
+        const def = models.some((m) => m.name === res.default) ? res.default : models[0].name;
         setState({ models, defaultModel: def, limits: normalizeLimits(res.limits), loaded: true, error: null });
       },
       (err) => {

@@ -200,4 +200,12 @@ describe('App', () => {
     expect(sent).toBeNull();
     release(jsonResponse(MODELS));
   });
+  it('asks for an API key when a shared job link needs one', async () => {
+    routes['GET /v1/jobs/locked'] = () => jsonResponse({ error: { code: 'unauthorized', message: 'This gateway needs an API key.' } }, 401);
+    window.location.hash = '#/jobs/locked';
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId('job-card')).toHaveAttribute('data-job-id', 'locked'));
+    act(() => FakeEventSource.instances[0]?.fail());
+    expect(await screen.findByText('API key required')).toBeInTheDocument();
+  });
 });

@@ -30,6 +30,7 @@ export function App() {
   const [highlight, setHighlight] = useState<string | null>(null);
   const [inspections, setInspections] = useState<InspectionEntry[]>([]);
   const [needKey, setNeedKey] = useState(false);
+  const askForKey = useCallback(() => setNeedKey(true), []);
   const entriesRef = useRef(entries);
   entriesRef.current = entries;
 
@@ -264,7 +265,7 @@ export function App() {
               <InspectionBar key={i.id} inspection={i} />
             ))}
             {entries.map((e) => (
-              <JobCard key={e.key} entry={e} highlighted={e.key === highlight} onRetry={retry} onRemove={remove} onJobUpdate={onJobUpdate} />
+              <JobCard key={e.key} entry={e} highlighted={e.key === highlight} onRetry={retry} onRemove={remove} onJobUpdate={onJobUpdate} onUnauthorized={askForKey} />
             ))}
           </section>
         </main>

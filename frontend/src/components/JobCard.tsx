@@ -27,6 +27,8 @@ interface Props {
   onRetry: (entry: Entry) => void;
   onRemove: (entry: Entry) => void;
   onJobUpdate?: (job: Job) => void;
+  /** The gateway wants an API key to read this job (a shared link opened in a fresh browser). */
+  onUnauthorized?: () => void;
 }
 
 function StagePending({ job, stage, what }: { job: Job; stage: StageName; what: string }) {
@@ -86,8 +88,12 @@ function resultTabs(job: Job): TabDef[] {
   return tabs;
 }
 
-export function JobCard({ entry, highlighted, onRetry, onRemove, onJobUpdate }: Props) {
+export function JobCard({ entry, highlighted, onRetry, onRemove, onJobUpdate, onUnauthorized }: Props) {
   const { job, error, transport, reconnect } = useJob(entry.phase === 'submitted' ? entry.jobId ?? null : null);
+  useEffect(() => {
+    if (error?.status === 401) onUnauthorized?.(); // the card keeps retrying and recovers once a key is saved
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [error?.status]);
   const [cancelError, setCancelError] = useState<string | null>(null);
   const [canceling, setCanceling] = useState(false);
 

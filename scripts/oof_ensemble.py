@@ -70,7 +70,7 @@ def _score(probs: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
         "temperature": cal["temperature"],
         "ece_before": cal["ece_before"],
         "ece_after": cal["ece_after"],
-        "review_threshold": round(review["threshold"], 4),
+        "review_threshold": review["threshold"],  # unrounded: a rounded-up threshold moves photos into review
         "auto_share": review["auto_share"],
         "auto_accuracy": review["auto_accuracy"],
     }

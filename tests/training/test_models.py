@@ -201,3 +201,19 @@ def test_real_data_scan_if_present():
         pytest.skip(f"real photos not available: {root} is absent (set DAMAGELENS_DATA_DIR)")
     records, report = scan_image_folder(root)
     assert len(records) >= 100 and not report.corrupt
+
+
+@pytest.mark.slow
+def test_onnx_parity_of_the_served_ensemble(tmp_path: Path):
+    """`damagelens export accurate` checks parity on random inputs of the ensemble's packed width
+    (both members' channels), not on 3-channel images it cannot take."""
+    from damagelens.registry import load_registry
+    from damagelens.settings import Settings
+    from damagelens.training.export import export_onnx, onnx_parity
+    from damagelens.vision.loading import load_classifier
+
+    entry = load_registry(Settings().registry_path).get("accurate", task="classify")
+    assert entry.input_channels > 3
+    model = load_classifier(entry, torch.device("cpu"), half=False).eval()
+    path = export_onnx(model, entry, tmp_path / "accurate.onnx")
+    assert onnx_parity(model, path, entry, n=1) < 1e-3

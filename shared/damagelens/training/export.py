@@ -68,7 +68,7 @@ def onnx_parity(model: nn.Module, onnx_path: Path, entry: ModelEntry, n: int = 4
     worst = 0.0
     with torch.no_grad():
         for _ in range(n):
-            x = torch.randn(1, 3, entry.input_size, entry.input_size, generator=g)
+            x = torch.randn(1, entry.input_channels, entry.input_size, entry.input_size, generator=g)  # an ensemble packs its members
             ref = model.float().eval()(x).numpy()
             out = sess.run(None, {"input": x.numpy()})[0]
             worst = max(worst, float(np.abs(ref - out).max()))

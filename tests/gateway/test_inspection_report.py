@@ -106,3 +106,20 @@ def test_report_without_any_assessment_says_so(client: TestClient, app_state) ->
     html = client.get(body["links"]["report"]).text
     assert "Severity (worst)</th><td colspan='2'>not assessed" in html and "Damage types" not in html
     assert html.count(IMAGE) == 3
+
+
+def test_report_shows_a_phone_photo_upright(client: TestClient, app_state) -> None:
+    """A portrait phone photo is stored landscape with an EXIF rotation: the report's copy must stand
+    upright like the overlays drawn from it (the JPEG written into the report carries no EXIF)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    files = [("images", ("portrait.jpg", images.jpeg_exif_rotated(300, 150), "image/jpeg"))]
+    body = client.post("/v1/inspections", files=files).json()
+    _finish(app_state, body["jobs"][0]["job_id"], "Front Breakage", review=False, assessment=None)
+    html = client.get(body["links"]["report"]).text
+    first = html.split(IMAGE, 1)[1].split('"', 1)[0]
+    width, height = Image.open(io.BytesIO(base64.b64decode(first))).size
+    assert height > width  # 150 × 300 as a person sees it, not the stored 300 × 150

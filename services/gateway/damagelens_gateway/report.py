@@ -13,8 +13,7 @@ import io
 import logging
 from html import escape
 
-from PIL import Image
-
+from damagelens.imaging import ImageError, load_upright_rgb
 from damagelens.jobs import JobNotFound
 from damagelens.schemas import DamageCounts, InspectionPhotoPublic, InspectionPublic, JobPublic
 from damagelens.storage import ObjectNotFound, StorageError, job_key
@@ -38,10 +37,11 @@ figcaption { font-size: 8pt; color: #556; }
 """
 
 
-def _data_uri(data: bytes) -> str:
-    """Downscale to a JPEG data URI; the report has to stay small enough to mail."""
-    image = Image.open(io.BytesIO(data))
-    image = image.convert("RGB")
+def _data_uri(data: bytes, max_pixels: int) -> str:
+    """Downscale to a JPEG data URI; the report has to stay small enough to mail. Decoded as the models
+    saw it (EXIF orientation applied, 16-bit and transparent photos made 8-bit RGB), so a portrait photo
+    stands upright beside its overlay."""
+    image = load_upright_rgb(data, max_pixels, max_side=2 * INLINE_MAX_SIDE)
     image.thumbnail((INLINE_MAX_SIDE, INLINE_MAX_SIDE))
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=82)
@@ -52,8 +52,8 @@ def _image(services: Services, key: str | None, caption: str) -> str:
     if key is None:
         return ""
     try:
-        uri = _data_uri(services.store.get(key))
-    except (ObjectNotFound, StorageError, OSError) as exc:
+        uri = _data_uri(services.store.get(key), services.settings.max_pixels)
+    except (ObjectNotFound, StorageError, OSError, ImageError) as exc:
         log.warning("report: image missing", extra={"key": key, "error": str(exc)})
         return f"<figure><figcaption>{escape(caption)}: not available</figcaption></figure>"
     return f'<figure><img src="{uri}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'

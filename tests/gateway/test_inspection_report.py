@@ -123,3 +123,14 @@ def test_report_shows_a_phone_photo_upright(client: TestClient, app_state) -> No
     first = html.split(IMAGE, 1)[1].split('"', 1)[0]
     width, height = Image.open(io.BytesIO(base64.b64decode(first))).size
     assert height > width  # 150 × 300 as a person sees it, not the stored 300 × 150
+
+
+def test_deleting_a_finished_inspection_changes_nothing(client: TestClient, app_state) -> None:
+    """Its webhook may have gone out already: a late DELETE must not turn `succeeded` into `canceled`."""
+    files = [("images", ("car.jpg", images.jpeg(320, 240, seed=5), "image/jpeg"))]
+    body = client.post("/v1/inspections", files=files).json()
+    _finish(app_state, body["jobs"][0]["job_id"], "Rear Crushed", review=False, assessment=None)
+    assert client.get(body["links"]["self"]).json()["status"] == "failed"  # assess failed: the one job failed
+    response = client.delete(body["links"]["self"])
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert client.get(body["links"]["self"]).json()["status"] == "failed"

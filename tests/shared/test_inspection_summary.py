@@ -167,3 +167,20 @@ def test_status_of_a_batch() -> None:
     assert aggregate_status([Status.succeeded, Status.failed], canceled=False) == Status.succeeded
     assert aggregate_status([Status.failed, Status.failed], canceled=False) == Status.failed
     assert aggregate_status([Status.canceled, Status.failed], canceled=True) == Status.canceled
+    # photo 0 had succeeded before the DELETE: the inspection stays canceled once its other jobs are too
+    assert aggregate_status([Status.succeeded, Status.canceled, Status.running], canceled=True) == Status.canceled
+    assert aggregate_status([Status.succeeded, Status.canceled, Status.canceled], canceled=True) == Status.canceled
+
+
+def test_a_photo_whose_job_expired_is_failed_not_queued_forever() -> None:
+    jobs = {"a": _job("a", "Front Breakage", 0.9, 2)}
+    photos = [
+        InspectionPhoto(index=0, filename="a.jpg", job_id="a", status=Status.queued),
+        InspectionPhoto(index=1, filename="gone.jpg", job_id="gone", status=Status.queued),
+    ]
+    meta = InspectionMeta(id="i", reference=None, model="fast", tasks=[Stage.classify], created_at=NOW, photos=photos)
+    doc = inspection_public(meta, jobs, threshold=0.5)
+    assert doc.photos[1].status == Status.failed and doc.photos[1].error.code == "job_expired"
+    assert doc.status == Status.succeeded and doc.finished_at is not None
+    alone = inspection_public(meta.model_copy(update={"photos": photos[1:]}), {}, threshold=0.5)
+    assert alone.status == Status.failed

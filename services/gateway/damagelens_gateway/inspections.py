@@ -147,6 +147,10 @@ def public(services: Services, meta: InspectionMeta) -> InspectionPublic:
 
 
 def cancel(services: Services, meta: InspectionMeta) -> InspectionPublic:
+    """Cancel every unfinished job; an inspection that has already finished is returned as it is."""
+    current = public(services, meta)
+    if current.status in TERMINAL:
+        return current
     meta = services.inspections.mark_canceled(meta.id)
     for job_id in meta.job_ids:
         try:

@@ -12,6 +12,7 @@ from damagelens.schemas import (
     TERMINAL,
     ClassifyResult,
     DamageCounts,
+    ErrorInfo,
     InspectionLinks,
     InspectionPhotoPublic,
     InspectionPublic,
@@ -121,15 +122,17 @@ def vehicle_summary(photos: list[InspectionPhotoPublic], threshold: float) -> Ve
 
 def aggregate_status(statuses: list[Status], canceled: bool) -> Status:
     """Done when every photo is; succeeded when at least one photo succeeded (the failed ones are
-    listed per photo), failed when none did."""
+    listed per photo), failed when none did. `canceled` wins for good, as for a job: the gateway sets
+    it only on an unfinished inspection, and its status must not turn `succeeded` after the
+    `inspection.canceled` webhook went out."""
     if not statuses:
         return Status.failed
+    if canceled:
+        return Status.canceled
     if all(s in TERMINAL for s in statuses):
         if Status.succeeded in statuses:
             return Status.succeeded
-        return Status.canceled if canceled or Status.canceled in statuses else Status.failed
-    if canceled:
-        return Status.canceled
+        return Status.canceled if Status.canceled in statuses else Status.failed
     return Status.queued if all(s in (Status.queued, Status.failed) for s in statuses) else Status.running
 
 
@@ -139,8 +142,9 @@ def inspection_public(
     photos: list[InspectionPhotoPublic] = []
     for photo in meta.photos:
         job = jobs.get(photo.job_id) if photo.job_id else None
-        if photo.job_id and job is None:  # the job expired before the inspection
-            photos.append(InspectionPhotoPublic(**photo.model_dump(), job=None))
+        if photo.job_id and job is None:  # the job expired before the inspection: it will never finish
+            expired = ErrorInfo(code="job_expired", message="This photo's job expired before it finished; submit the photo again.")
+            photos.append(InspectionPhotoPublic(**{**photo.model_dump(), "status": Status.failed, "error": expired}, job=None))
             continue
         status = job.status if job else photo.status
         error = (job.error if job else None) or photo.error

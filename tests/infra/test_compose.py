@@ -137,6 +137,7 @@ def test_gpu_profile_reserves_nvidia_devices():
         devices = svc["deploy"]["resources"]["reservations"]["devices"]
         assert devices and devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
         assert svc["environment"]["DAMAGELENS_DEVICE"] == "cuda", name
+        assert svc["environment"]["DAMAGELENS_INFERENCE_BACKEND"] == "torch", name  # the image's onnxruntime is CPU-only
         assert svc["build"]["args"]["TORCH_VARIANT"] == "cuda", name
         assert svc["image"].endswith("-cuda"), name
     for queue in QUEUES:

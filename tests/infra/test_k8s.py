@@ -213,6 +213,12 @@ def test_ingress_routes_api_to_gateway_and_ui_to_frontend():
         assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
         size = ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
         assert size.endswith("m") and int(size[:-1]) > 20
+        # Inspections send every photo in one body (200 MB by default): their own path, a larger limit, same host
+        batch = by_kind(kustomize(overlay), "Ingress")["damagelens-inspections"]
+        [path] = batch["spec"]["rules"][0]["http"]["paths"]
+        assert (path["path"], path["pathType"], path["backend"]["service"]["name"]) == ("/v1/inspections", "Exact", "gateway")
+        assert int(batch["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"][:-1]) > 200
+        assert batch["spec"]["rules"][0].get("host") == ing["spec"]["rules"][0].get("host")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -237,6 +243,8 @@ def test_settings_are_real_and_consistent(overlay):
     assert config["DAMAGELENS_STORAGE_BACKEND"] == "s3"
     assert config["DAMAGELENS_HOST"] == "0.0.0.0"
     assert config["DAMAGELENS_DEVICE"] == {"dev": "cpu", "gpu": "cuda"}[overlay]
+    if overlay == "gpu":  # the worker image's onnxruntime has no CUDA provider: on ORT the stages would run on the CPU
+        assert config["DAMAGELENS_INFERENCE_BACKEND"] == "torch"
     for key in ("HF_HUB_OFFLINE", "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR"):
         assert key in config
     if overlay == "dev":
@@ -271,6 +279,9 @@ def test_gpu_overlay_uses_gpus_and_external_services():
         assert pod["nodeSelector"]
         assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
         assert worker["image"].endswith("-cuda")
+    notify = by_kind(docs, "Deployment")["worker-notify"]
+    assert "nvidia.com/gpu" not in container(notify)["resources"].get("limits", {}), "webhooks need no GPU"
+    assert not notify["spec"]["template"]["spec"].get("nodeSelector")
     scaled = by_kind(docs, "ScaledObject")
     assert scaled["worker-classify"]["spec"]["minReplicaCount"] >= 1
     assert scaled["worker-explain"]["spec"]["minReplicaCount"] == 0

@@ -52,5 +52,8 @@ def test_proxy_contract():
     assert not any("metrics" in loc for loc in locs), "/metrics must not be public"
     size = re.search(r"client_max_body_size\s+(\d+)m;", text)
     assert size and 20 < int(size.group(1)) <= 50
+    batch = locs["= /v1/inspections"]  # every photo of an inspection in one body: 200 MB by default
+    assert int(re.search(r"client_max_body_size\s+(\d+)m;", batch).group(1)) > 200
+    assert "proxy_pass http://damagelens_gateway;" in batch and "proxy_request_buffering off;" in batch
     assert "listen 8080;" in text
     assert "try_files $uri $uri/ /index.html;" in text

@@ -134,3 +134,19 @@ def test_deleting_a_finished_inspection_changes_nothing(client: TestClient, app_
     response = client.delete(body["links"]["self"])
     assert response.status_code == 200 and response.json()["status"] == "failed"
     assert client.get(body["links"]["self"]).json()["status"] == "failed"
+
+
+def test_a_photo_with_a_failed_stage_still_shows_what_the_others_found(client: TestClient, app_state) -> None:
+    """The summary takes this photo's severity: its section must show it too, beside the error."""
+    files = [("images", ("car.jpg", images.jpeg(320, 240, seed=9), "image/jpeg"))]
+    body = client.post("/v1/inspections", files=files, data={"tasks": "classify,assess"}).json()
+    job_id = body["jobs"][0]["job_id"]
+    failed = StageState(status=Status.failed, attempts=1, error={"code": "internal_error", "message": "classifier crashed"})
+    assert app_state.jobs.set_stage(job_id, Stage.classify, failed)
+    app_state.store.put(job_key(job_id, "assessment.jpg"), images.jpeg(320, 240, seed=7), "image/jpeg")
+    assert app_state.jobs.set_stage(job_id, Stage.assess, StageState(status=Status.succeeded, attempts=1), _assessment("severe", 1, 0, 2))
+    doc = client.get(body["links"]["self"]).json()
+    assert doc["summary"]["severity"]["label"] == "severe"
+    _, photo = re.split(r"<section class='photo'>", client.get(body["links"]["report"]).text)
+    assert "Not analysed" not in photo and "classifier crashed" in photo
+    assert "Severity <b>severe</b>" in photo and 'alt="assessment"' in photo

@@ -98,7 +98,9 @@ def _models(job: JobPublic) -> str:
 def _photo(services: Services, photo: InspectionPhotoPublic) -> str:
     title = f"Photo {photo.index + 1}: {escape(photo.filename)}"
     job = photo.job
-    if job is None or (photo.error is not None and job.results.classification is None):
+    results = job.results if job is not None else None
+    partial = results is not None and any((results.classification, results.explanation, results.detection, results.assessment))
+    if not partial and (job is None or photo.error is not None):  # a photo with any result shows it, with its error
         reason = escape(photo.error.message) if photo.error else "no result"
         return f"<section class='photo'><h2>{title}</h2><p class='failed'>Not analysed: {reason}</p></section>"
     try:
@@ -150,7 +152,7 @@ def _summary(doc: InspectionPublic) -> str:
         rows.append(f"<tr><th>Damage types</th><td colspan='2'>{_counts(counts)} over {doc.summary.photos_assessed} photo(s)</td></tr>")
     uncertain = ", ".join(f"photo {u.photo_index + 1} ({u.confidence:.0%} &lt; {u.threshold:.0%})" for u in doc.summary.uncertain_photos)
     rows.append(f"<tr><th>Uncertain photos</th><td colspan='2' class='uncertain'>{uncertain or 'none'}</td></tr>")
-    rows.append(f"<tr><th>Photos not analysed</th><td colspan='2'>{doc.summary.photos_failed}</td></tr>")
+    rows.append(f"<tr><th>Photos failed (all or part)</th><td colspan='2'>{doc.summary.photos_failed}</td></tr>")
     return f"<table class='summary'>{''.join(rows)}</table>"
 
 

@@ -262,3 +262,10 @@ def test_reaper_runs_the_procfile_command_with_the_app_settings():
     }
     assert "deploy" not in reaper or reaper["deploy"].get("replicas", 1) == 1
     assert reaper["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_gateway_port_is_published_on_this_host_only():
+    """Its /metrics has no auth; the public way in is the frontend's nginx, which does not proxy it."""
+    services = compose_raw()["services"]
+    assert all(str(p).startswith("127.0.0.1:") for p in services["gateway"]["ports"])
+    assert all(str(p).startswith("127.0.0.1:") for p in services["minio"]["ports"])

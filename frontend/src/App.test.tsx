@@ -208,4 +208,25 @@ describe('App', () => {
     act(() => FakeEventSource.instances[0]?.fail());
     expect(await screen.findByText('API key required')).toBeInTheDocument();
   });
+  it('shows each refused photo its own reason when no photo of an inspection could be used', async () => {
+    routes['POST /v1/inspections'] = () =>
+      jsonResponse(
+        {
+          error: {
+            code: 'no_valid_photos',
+            message: 'None of the photos could be used; nothing was stored.',
+            photos: [
+              { index: 0, filename: 'a.jpg', job_id: null, status: 'failed', error: { code: 'invalid_image', message: 'a.jpg is not a readable image.' } },
+              { index: 1, filename: 'b.jpg', job_id: null, status: 'failed', error: { code: 'image_too_large', message: 'b.jpg has too many pixels.' } },
+            ],
+          },
+        },
+        422,
+      );
+    render(<App />);
+    await screen.findByText('untrained');
+    upload([jpeg('a.jpg'), jpeg('b.jpg')]);
+    expect(await screen.findByText('a.jpg is not a readable image.')).toBeInTheDocument();
+    expect(screen.getByText('b.jpg has too many pixels.')).toBeInTheDocument();
+  });
 });

@@ -79,7 +79,11 @@ export function App() {
       } catch (err) {
         const error = toApiError(err);
         if (error.status === 401) setNeedKey(true);
-        for (const entry of batch) update(entry.key, { phase: 'rejected', uploadError: error.toInfo() });
+        batch.forEach((entry, i) => {
+          // 422 no_valid_photos says why each photo was refused: show that, not the same line on every card
+          const own = error.photos?.find((p) => p.index === i)?.error;
+          update(entry.key, { phase: 'rejected', uploadError: own ?? error.toInfo() });
+        });
       }
     },
     [update],

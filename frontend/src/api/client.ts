@@ -10,12 +10,15 @@ export class ApiError extends Error {
   readonly code: string;
   readonly status: number;
   readonly stage?: string;
-  constructor(code: string, message: string, status = 0, stage?: string) {
+  /** `422 no_valid_photos`: why each photo of an inspection was refused, by its index in the request. */
+  readonly photos?: { index: number; error?: ErrorInfo | null }[];
+  constructor(code: string, message: string, status = 0, stage?: string, photos?: { index: number; error?: ErrorInfo | null }[]) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
     this.stage = stage;
+    this.photos = photos;
   }
   /** True when the gateway itself could not be reached (network down, timeout, proxy error). */
   get unreachable(): boolean {
@@ -66,9 +69,10 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
   } catch {
     /* not JSON: e.g. a proxy's HTML error page */
   }
-  const info = (body as { error?: Partial<ErrorInfo> } | null)?.error;
+  const info = (body as { error?: Partial<ErrorInfo> & { photos?: unknown } } | null)?.error;
   if (info && typeof info.code === 'string') {
-    return new ApiError(info.code, info.message || info.code, res.status, info.stage);
+    const photos = Array.isArray(info.photos) ? (info.photos as { index: number; error?: ErrorInfo | null }[]) : undefined;
+    return new ApiError(info.code, info.message || info.code, res.status, info.stage, photos);
   }
   if (res.status === 502 || res.status === 504) {
     return new ApiError('bad_gateway', GATEWAY_UNREACHABLE, res.status);

@@ -12,10 +12,12 @@ never makes a second job.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +27,9 @@ from damagelens.schemas import TERMINAL, InspectionAccepted, InspectionPublic, J
 
 PhotoInput = str | Path | bytes | tuple[str, bytes]
 RETRY_STATUSES = {429, 503}
+# With an Idempotency-Key a request may be repeated safely, so these are retried too: the first
+# attempt still running (409 idempotency_in_progress) and a proxy that lost the answer (502, 504).
+IDEMPOTENT_RETRY_STATUSES = RETRY_STATUSES | {409, 502, 504}
 
 
 class DamageLensError(RuntimeError):
@@ -33,6 +38,23 @@ class DamageLensError(RuntimeError):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    """Seconds from a Retry-After header: a number, or an HTTP date (RFC 9110) as proxies send."""
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _photo(photo: PhotoInput, index: int) -> tuple[str, bytes]:
@@ -72,7 +94,10 @@ class DamageLensClient:
     # ------------------------------------------------------------------ requests
 
     def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
-        """Retries connection errors, 429 and 503 (after Retry-After); raises DamageLensError otherwise."""
+        """Retries connection errors, 429 and 503 (after Retry-After), and for a request with an
+        Idempotency-Key also 409 (first attempt still running), 502 and 504; raises DamageLensError otherwise."""
+        idempotent = method == "GET" or "Idempotency-Key" in (kwargs.get("headers") or {})
+        retry_on = IDEMPOTENT_RETRY_STATUSES if idempotent else RETRY_STATUSES
         for attempt in range(self.retries + 1):
             try:
                 response = self.http.request(method, url, **kwargs)
@@ -81,8 +106,8 @@ class DamageLensClient:
                     raise
                 time.sleep(self.backoff * 2**attempt)
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                time.sleep(min(60.0, float(response.headers.get("retry-after", self.backoff * 2**attempt))))
+            if response.status_code in retry_on and attempt < self.retries:
+                time.sleep(min(60.0, _retry_after(response.headers.get("retry-after"), self.backoff * 2**attempt)))
                 continue
             if response.status_code >= 400:
                 try:
@@ -157,6 +182,10 @@ class DamageLensClient:
                     return parsed
         except (httpx.HTTPError, ValueError):
             pass  # proxies that cut streams, old gateways: fall back to polling
+        except DamageLensError as exc:
+            if exc.status not in RETRY_STATUSES and exc.status < 500:
+                raise  # 401, 404: polling would answer the same
+            # a brief outage (Redis restarting: 503) while opening the stream: polling retries it
         while True:
             current = read(resource_id)
             if current.status in TERMINAL:
@@ -191,6 +220,8 @@ class DamageLensClient:
             urls["heatmap.png"] = job.results.explanation.heatmap_url
         if job.results.detection:
             urls["detection.jpg"] = job.results.detection.image_url
+        if job.results.assessment:
+            urls["assessment.jpg"] = job.results.assessment.image_url
         written = []
         for name, url in urls.items():
             response = self._request("GET", url, follow_redirects=True)

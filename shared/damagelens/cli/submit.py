@@ -20,7 +20,11 @@ def submit(
     out: Path = typer.Option(None, "--out", "-o", help="with --wait: folder for images (and the inspection report)"),
     timeout: float = typer.Option(900.0, help="seconds to wait at most"),
 ) -> None:
-    """Print the accepted (or, with --wait, the finished) document as JSON."""
+    """Print the accepted (or, with --wait, the finished) document as JSON. Exit codes: 0 succeeded
+    (or accepted), 1 finished but not succeeded, 2 refused by the API, 3 gave up waiting or lost the
+    server (the job may still run: its id is on stderr)."""
+    import httpx
+
     from damagelens.client import DamageLensClient, DamageLensError
 
     try:
@@ -34,6 +38,7 @@ def submit(
             if not wait:
                 typer.echo(accepted.model_dump_json(indent=2))
                 return
+            typer.echo(json.dumps({"accepted": kind, "id": accepted.id}), err=True)  # kept if the wait fails
             done = client.wait(accepted.id, kind=kind, timeout=timeout)
             typer.echo(done.model_dump_json(indent=2))
             if out is not None:
@@ -49,6 +54,9 @@ def submit(
     except DamageLensError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except (TimeoutError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(3) from None
 
 
 def register(app: typer.Typer) -> None:

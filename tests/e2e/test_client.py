@@ -23,7 +23,13 @@ def test_client_submits_waits_and_downloads(stack: Stack, real_photos: list[Path
         job = client.wait(client.submit(real_photos[0], model="fast").id, timeout=300)
         assert isinstance(job, JobPublic) and job.status.value == "succeeded", job.model_dump_json(indent=1) + stack.tail_logs()
         files = client.download_artifacts(job, tmp_path)
-        assert sorted(p.name.split("_", 1)[1] for p in files) == ["assessment.jpg", "detection.jpg", "heatmap.png", "input.jpg", "overlay.jpg"]
+        assert sorted(p.name.split("_", 1)[1] for p in files) == [
+            "assessment.jpg",
+            "detection.jpg",
+            "heatmap.png",
+            "input.jpg",
+            "overlay.jpg",
+        ]
         for path in files:
             Image.open(path).load()
         inspection = client.wait(client.submit_inspection(real_photos[1:3], model="fast").id, kind="inspection", timeout=300)

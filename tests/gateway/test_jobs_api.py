@@ -220,6 +220,15 @@ def test_health_ready_and_metrics(client: TestClient) -> None:
     assert 'damagelens_stage_seconds_count{stage="classify"} 0.0' in text  # no stage has run: no worker here
 
 
+def test_made_up_http_methods_share_one_metrics_label(client: TestClient) -> None:
+    """The HTTP parser accepts any token as a method: each must not become a new series (memory, Prometheus)."""
+    for method in ("XYZ1", "XYZ2", "XYZ3"):
+        client.request(method, "/v1/jobs/x")
+    text = client.get("/metrics").text
+    assert "XYZ" not in text
+    assert 'damagelens_http_requests_total{method="OTHER",route="/v1/jobs/{job_id}",status="405"} 3.0' in text
+
+
 def test_sse_stream_sends_the_current_state(client: TestClient) -> None:
     job_id = client.post("/v1/jobs", files={"image": ("c.jpg", images.jpeg(), "image/jpeg")}).json()["id"]
     client.delete(f"/v1/jobs/{job_id}")  # terminal, so the stream ends after one event

@@ -93,6 +93,9 @@ def build_registry(jobs: JobStore, dispatcher: Dispatcher) -> tuple[CollectorReg
     return registry, requests, duration
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next):
         start = time.perf_counter()
@@ -100,6 +103,7 @@ class MetricsMiddleware(BaseHTTPMiddleware):
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         state = request.app.state
-        state.http_requests.labels(request.method, path, str(response.status_code)).inc()
-        state.http_duration.labels(request.method, path).observe(time.perf_counter() - start)
+        method = request.method if request.method in HTTP_METHODS else "OTHER"  # any token parses: bound the labels
+        state.http_requests.labels(method, path, str(response.status_code)).inc()
+        state.http_duration.labels(method, path).observe(time.perf_counter() - start)
         return response

@@ -55,7 +55,12 @@ class S3Store(ObjectStore):
             except ClientError as create_exc:
                 if create_exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise StorageError(f"cannot create bucket {self.bucket}: {create_exc}") from create_exc
-            self._set_lifecycle()
+            except BotoCoreError as create_exc:  # raised inside the handler above, so the outer clause would not see it
+                raise StorageError(f"storage unreachable: {create_exc}") from create_exc
+            try:
+                self._set_lifecycle()
+            except BotoCoreError as rule_exc:
+                raise StorageError(f"storage unreachable: {rule_exc}") from rule_exc
         except BotoCoreError as exc:
             raise StorageError(f"storage unreachable: {exc}") from exc
         self._ready = True

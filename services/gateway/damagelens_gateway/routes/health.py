@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,10 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from damagelens_gateway.deps import JobsDep, StoreDep
 
 router = APIRouter(tags=["health"])
+READY_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/healthz", operation_id="health-live")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    """On the event loop, not in the thread pool: liveness must answer while slow dependencies hold every thread."""
     return {"status": "ok"}
 
 
@@ -22,8 +26,11 @@ async def readyz(jobs: JobsDep, store: StoreDep) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, probe in (("redis", jobs.ping), ("storage", store.ping)):
         try:
-            await run_in_threadpool(probe)
+            # Bounded: a dependency that accepts and never answers must not pile probes up in the thread pool.
+            await asyncio.wait_for(run_in_threadpool(probe), READY_TIMEOUT_SECONDS)
             checks[name] = "ok"
+        except TimeoutError:
+            checks[name] = f"unavailable: no answer within {READY_TIMEOUT_SECONDS:g} s"
         except Exception as exc:  # noqa: BLE001  (any failure means not ready)
             checks[name] = f"unavailable: {exc}"
     ready = all(v == "ok" for v in checks.values())

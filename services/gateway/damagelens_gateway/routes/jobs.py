@@ -28,6 +28,7 @@ from damagelens_gateway.submission import Webhook, check_cam_method, parse_tasks
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SSE_POLL_SECONDS = 0.4  # only while the pub/sub subscription is down
 SSE_HEARTBEAT_SECONDS = 15.0
+PRESIGN_SECONDS = 300  # the redirect is followed at once; a leaked URL must not outlive that by hours
 
 
 async def read_upload(image: UploadFile | None, file: UploadFile | None, limit: int) -> tuple[bytes, str]:
@@ -169,7 +170,7 @@ def read_artifact(job_id: str, name: str, jobs: JobsDep, store: StoreDep, settin
     else:
         raise ApiError(404, "artifact_not_found", f"Unknown artifact {name!r}; known: input, {', '.join(ARTIFACTS)}.")
     if settings.s3_public_url and store.exists(key):
-        url = store.presign(key)
+        url = store.presign(key, expires_seconds=PRESIGN_SECONDS)
         if url:
             return RedirectResponse(url, status_code=307)
     try:

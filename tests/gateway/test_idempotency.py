@@ -4,6 +4,7 @@ a different body, and concurrent duplicates that must make exactly one job."""
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -90,3 +91,24 @@ def test_a_claim_left_by_a_dead_gateway_expires_long_before_the_answer_ttl(redis
     assert response.status_code == 202
     assert 0 < seen[0] <= PENDING_SECONDS < 86_400
     assert client.ttl(f"{PREFIX}owner:k-ttl") > PENDING_SECONDS  # the stored answer keeps the full TTL
+
+
+def test_a_slow_first_request_keeps_its_claim_past_the_pending_ttl(redis_url: str, monkeypatch) -> None:
+    """A 200 MB inspection may take longer than the claim's lifetime: the claim is extended while it works,
+    so the client's own retry waits for it instead of making a second inspection."""
+    from damagelens_gateway import idempotency as module
+
+    monkeypatch.setattr(module, "PENDING_SECONDS", 2)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    idempotency = Idempotency(client, ttl_seconds=86_400)
+    slot = f"{PREFIX}owner:k-slow"
+    seen: list[bool] = []
+
+    async def slow() -> tuple[int, str, dict[str, str]]:
+        await asyncio.sleep(3.0)  # longer than the 2 s claim
+        seen.append(client.get(slot) is not None and json.loads(client.get(slot))["state"] == "pending")
+        return 202, '{"id": "one"}', {}
+
+    assert asyncio.run(idempotency.run("k-slow", "owner", "hash", slow)).status_code == 202
+    assert seen == [True]
+    assert json.loads(client.get(slot))["state"] == "done"

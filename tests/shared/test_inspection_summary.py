@@ -170,6 +170,8 @@ def test_status_of_a_batch() -> None:
     # photo 0 had succeeded before the DELETE: the inspection stays canceled once its other jobs are too
     assert aggregate_status([Status.succeeded, Status.canceled, Status.running], canceled=True) == Status.canceled
     assert aggregate_status([Status.succeeded, Status.canceled, Status.canceled], canceled=True) == Status.canceled
+    # a DELETE that lost the race to the last job finishing canceled nothing: it stays as it ended
+    assert aggregate_status([Status.succeeded, Status.succeeded], canceled=True) == Status.succeeded
 
 
 def test_a_photo_whose_job_expired_is_failed_not_queued_forever() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -123,7 +124,8 @@ def _begin(payload: StageTask, retries: int) -> StageState | dict:
         return {"skipped": "job_not_found"}
     state = record.stages.get(payload.stage, StageState())
     if record.canceled or state.status in (Status.canceled, Status.succeeded, Status.failed):
-        jobs.finalize_if_done(payload.job_id)  # a no-op unless the delivery that finished it died before finalizing
+        with suppress(JobNotFound):  # expired meanwhile: nothing left to finalize
+            jobs.finalize_if_done(payload.job_id)  # a no-op unless the delivery that finished it died before finalizing
         return {"skipped": state.status.value if not record.canceled else "canceled"}
     if _lost_deliveries(state, retries) >= settings.stage_max_attempts:
         return _fail(payload, state, "worker_lost", f"the stage was delivered {state.attempts} times and never finished")

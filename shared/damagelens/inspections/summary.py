@@ -122,12 +122,13 @@ def vehicle_summary(photos: list[InspectionPhotoPublic], threshold: float) -> Ve
 
 def aggregate_status(statuses: list[Status], canceled: bool) -> Status:
     """Done when every photo is; succeeded when at least one photo succeeded (the failed ones are
-    listed per photo), failed when none did. `canceled` wins for good, as for a job: the gateway sets
-    it only on an unfinished inspection, and its status must not turn `succeeded` after the
-    `inspection.canceled` webhook went out."""
+    listed per photo), failed when none did. `canceled` wins for good once the cancel reached a job (a
+    photo canceled) or while photos are unfinished: it must not turn `succeeded` after the
+    `inspection.canceled` webhook went out. A DELETE that lost the race to the last job finishing
+    reached nothing, so that inspection stays as it ended (its `inspection.succeeded` went out)."""
     if not statuses:
         return Status.failed
-    if canceled:
+    if canceled and (Status.canceled in statuses or not all(s in TERMINAL for s in statuses)):
         return Status.canceled
     if all(s in TERMINAL for s in statuses):
         if Status.succeeded in statuses:

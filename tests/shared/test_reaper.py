@@ -26,21 +26,14 @@ from damagelens.tasks import NOTIFY_TASK
 pytestmark = pytest.mark.integration
 
 
+def _meta(job_id: str, **extra) -> JobMeta:
+    fields = {"model": "fast", "tasks": [Stage.classify], "created_at": utcnow(), "filename": "c.jpg", "content_type": "image/jpeg"}
+    return JobMeta(**{**fields, **extra}, id=job_id, input_key=f"jobs/{job_id}/input.jpg", width=1, height=1)
+
+
 def _store_with_running_stage(redis_url: str, job_id: str, worker: str, attempts: int = 1) -> tuple[JobStore, StageTask]:
     store = JobStore.from_url(redis_url, ttl_seconds=300)
-    store.create(
-        JobMeta(
-            id=job_id,
-            model="fast",
-            tasks=[Stage.classify],
-            created_at=utcnow(),
-            input_key=f"jobs/{job_id}/input.jpg",
-            filename="c.jpg",
-            content_type="image/jpeg",
-            width=1,
-            height=1,
-        )
-    )
+    store.create(_meta(job_id))
     task = StageTask(job_id=job_id, stage=Stage.classify, model="fast", input_key=f"jobs/{job_id}/input.jpg", cam_method="hirescam")
     running = StageState(status=Status.running, attempts=attempts, started_at=utcnow(), worker=worker)
     assert store.set_stage(job_id, Stage.classify, running, task=task.model_dump(mode="json"))
@@ -259,18 +252,7 @@ def test_the_audit_resends_a_queued_stage_whose_message_exists_nowhere(redis_url
     settings = _settings(redis_url=redis_url)
     store = JobStore.from_url(redis_url, ttl_seconds=300)
     old = utcnow() - timedelta(minutes=5)
-    meta = JobMeta(
-        id="lostmsg",
-        model="fast",
-        tasks=[Stage.classify, Stage.explain],
-        created_at=old,
-        input_key="jobs/lostmsg/input.jpg",
-        filename="c.jpg",
-        content_type="image/jpeg",
-        width=1,
-        height=1,
-        cam_method="hirescam",
-    )
+    meta = _meta("lostmsg", tasks=[Stage.classify, Stage.explain], created_at=old, cam_method="hirescam")
     store.create(meta)
     dispatcher = Dispatcher(settings)
     dispatcher.enqueue(StageTask(job_id="lostmsg", stage=Stage.classify, model="fast", input_key=meta.input_key))
@@ -295,18 +277,7 @@ def test_the_audit_resends_a_stage_whose_retry_could_not_be_published(redis_url:
     store = JobStore.from_url(redis_url, ttl_seconds=300)
     old = utcnow() - timedelta(minutes=5)
     for job_id in ("handed", "held"):
-        meta = JobMeta(
-            id=job_id,
-            model="fast",
-            tasks=[Stage.classify],
-            created_at=old,
-            input_key=f"jobs/{job_id}/input.jpg",
-            filename="c.jpg",
-            content_type="image/jpeg",
-            width=1,
-            height=1,
-        )
-        store.create(meta)
+        store.create(_meta(job_id, created_at=old))
     started = StageState(status=Status.running, attempts=1, started_at=old)
     store.set_stage("handed", Stage.classify, started.model_copy(update={"retries": 1}))  # what the hand-over writes
     task = StageTask(job_id="held", stage=Stage.classify, model="fast", input_key="jobs/held/input.jpg")
@@ -331,20 +302,7 @@ def test_the_audit_queues_a_finish_webhook_the_broker_had_refused(redis_url: str
     store = JobStore.from_url(redis_url, ttl_seconds=300)
     dispatcher = Dispatcher(settings)
     store.on_finished = FinishNotifier(store, InspectionStore(store.client, 300), dispatcher.notify)
-    meta = JobMeta(
-        id="unannounced",
-        model="fast",
-        tasks=[Stage.classify],
-        created_at=utcnow(),
-        input_key="jobs/unannounced/input.jpg",
-        filename="c.jpg",
-        content_type="image/jpeg",
-        width=1,
-        height=1,
-        webhook_url="https://claims.example.com/hook",
-        webhook_events=["job.succeeded"],
-    )
-    store.create(meta)
+    store.create(_meta("unannounced", webhook_url="https://claims.example.com/hook", webhook_events=["job.succeeded"]))
     store.on_finished, notifier = None, store.on_finished  # finish it with no announcement, then mark it as refused
     store.set_stage(
         "unannounced", Stage.classify, StageState(status=Status.succeeded, attempts=1, started_at=utcnow(), finished_at=utcnow())

@@ -61,7 +61,7 @@ bench: setup
 # The full chaos suite (tests/chaos): each fault on its own stack with a burst of CHAOS_JOBS jobs
 # (default 1000); one JSON line per scenario in var/chaos/report.jsonl. `make test` runs the short profile.
 chaos: system-deps setup
-	CHAOS_PROFILE=full $(BIN)/pytest -m chaos -s tests/chaos
+	CHAOS_PROFILE=full $(BIN)/pytest -m chaos -s --timeout 3600 tests/chaos
 
 clean:
 	rm -rf var .pytest_cache frontend/dist

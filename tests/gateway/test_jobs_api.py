@@ -220,6 +220,23 @@ def test_health_ready_and_metrics(client: TestClient) -> None:
     assert 'damagelens_stage_seconds_count{stage="classify"} 0.0' in text  # no stage has run: no worker here
 
 
+def test_readiness_checks_a_broker_of_its_own(s3_settings: Settings) -> None:
+    """With DAMAGELENS_BROKER_URL set apart from the job store, every submit needs that broker: /readyz must say so."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"  # nothing listens once closed
+    live = s3_settings.redis_url.rsplit("/", 1)[0] + "/3"  # the same Redis server, another database
+    with TestClient(create_app(s3_settings.model_copy(update={"broker_url": live}))) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["broker"] == "ok"
+    with TestClient(create_app(s3_settings.model_copy(update={"broker_url": dead}))) as client:
+        down = client.get("/readyz")
+        assert down.status_code == 503 and down.json()["checks"]["broker"].startswith("unavailable")
+        assert down.json()["checks"]["redis"] == "ok"
+
+
 def test_made_up_http_methods_share_one_metrics_label(client: TestClient) -> None:
     """The HTTP parser accepts any token as a method: each must not become a new series (memory, Prometheus)."""
     for method in ("XYZ1", "XYZ2", "XYZ3"):

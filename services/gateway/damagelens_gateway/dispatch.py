@@ -93,6 +93,11 @@ class Dispatcher:
         with self.celery.connection_for_write() as conn:
             conn.default_channel.qos.restore_by_tag(tag, leftmost=False)
 
+    def ping(self) -> None:
+        """Raises when the broker does not answer (readiness, where it is not the job store's Redis)."""
+        with self.celery.connection_for_write() as conn:
+            conn.default_channel.client.ping()
+
     def queue_lengths(self) -> dict[str, int]:
         with self.celery.connection_for_write() as conn:
             client = conn.default_channel.client

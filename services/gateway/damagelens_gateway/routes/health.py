@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from damagelens_gateway.deps import JobsDep, StoreDep
+from damagelens_gateway.deps import JobsDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_SECONDS = 2.0
@@ -22,9 +22,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", operation_id="health-ready")
-async def readyz(jobs: JobsDep, store: StoreDep) -> JSONResponse:
+async def readyz(request: Request, jobs: JobsDep, store: StoreDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}
-    for name, probe in (("redis", jobs.ping), ("storage", store.ping)):
+    probes = [("redis", jobs.ping), ("storage", store.ping)]
+    if settings.effective_broker_url != settings.redis_url:  # a broker of its own: every submit needs it too
+        probes.append(("broker", request.app.state.dispatcher.ping))
+    for name, probe in probes:
         try:
             # Bounded: a dependency that accepts and never answers must not pile probes up in the thread pool.
             await asyncio.wait_for(run_in_threadpool(probe), READY_TIMEOUT_SECONDS)

@@ -87,13 +87,13 @@ class Idempotency:
         try:
             status, body, headers = await produce()
         except BaseException:
-            keeper.cancel()
             try:
                 await run_in_threadpool(self._release, keys=[slot], args=[pending])
             except redis.RedisError as exc:  # the claim expires on its own; the request's own error matters more
                 log.warning("idempotency claim not released", extra={"error": str(exc)})
             raise
-        keeper.cancel()
+        finally:
+            keeper.cancel()
         done = {"state": "done", "hash": request_hash, "status": status, "body": body, "headers": headers}
         try:
             await run_in_threadpool(self.client.set, slot, json.dumps(done), ex=self.ttl)

@@ -31,7 +31,6 @@ class UploadLimitMiddleware:
             await self.app(scope, receive, send)
             return
         allowed = self._allowed(scope["path"])
-        too_large = error_response(413, "upload_too_large", f"Uploads are limited to {allowed:,} bytes.")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit():
             if int(length) > allowed + MULTIPART_OVERHEAD:
@@ -40,11 +39,13 @@ class UploadLimitMiddleware:
                 return
             await self.app(scope, receive, send)  # the server never reads past a declared length
             return
-        await self._counted(scope, receive, send, allowed + MULTIPART_OVERHEAD, too_large)
+        await self._counted(scope, receive, send, allowed)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int, too_large: ASGIApp) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, allowed: int) -> None:
         """No Content-Length: stop reading at the limit. The form parser turns the error into its own
         400, so whatever the app answers then is replaced by the 413."""
+        limit = allowed + MULTIPART_OVERHEAD
+        too_large = error_response(413, "upload_too_large", f"Uploads are limited to {allowed:,} bytes.")
         received = 0
         exceeded = False
         replaced = False

@@ -65,7 +65,7 @@ def notify_task(self, payload: dict) -> dict:
     task = NotifyTask.model_validate(payload)
     token = job_id_var.set(task.id)
     try:
-        return _deliver(self, task)
+        return _deliver(self, task, self.request.retries + 1)
     except redis.RedisError as exc:
         # The job store is away: nothing was sent or recorded, so try again shortly rather than drop the
         # event. The delivery counts this as an attempt number, so the attempts stay bounded.
@@ -79,7 +79,8 @@ def notify_task(self, payload: dict) -> dict:
         job_id_var.reset(token)
 
 
-def _deliver(self, task: NotifyTask) -> dict:
+def _deliver(celery_task, task: NotifyTask, number: int) -> dict:
+    """One delivery attempt (`number`, from 1); raises Celery's Retry for the next one."""
     settings = get_settings()
     try:
         loaded = _load(task)
@@ -89,7 +90,6 @@ def _deliver(self, task: NotifyTask) -> dict:
     secret = signing_secret(owner, job_store(), settings.webhook_secret)
     if not url or not secret:
         return {"skipped": "no webhook"}
-    number = self.request.retries + 1
     result = attempt(
         url=url,
         body=data,
@@ -114,4 +114,4 @@ def _deliver(self, task: NotifyTask) -> dict:
     if number >= settings.webhook_max_attempts:
         log.warning("webhook given up", extra={"event": task.event, "attempts": number})
         return {"delivered": False, "attempts": number}
-    raise self.retry(countdown=retry_delay(number, settings.webhook_retry_base_seconds, settings.visibility_timeout_seconds))
+    raise celery_task.retry(countdown=retry_delay(number, settings.webhook_retry_base_seconds, settings.visibility_timeout_seconds))
